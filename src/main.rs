@@ -1,0 +1,252 @@
+//! `discern`: a SQL query engine for case-control statistics.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use discern::config::{ByteSize, Config, default_memory_limit};
+use discern::demo_data::{self, DemoSpec};
+use discern::error::{Error, Result};
+use discern::output::Format;
+use discern::query::{self, Sink};
+use discern::session::Engine;
+
+/// Discern: which biomarkers tell cases from controls, how well, and how sure we are, in SQL.
+#[derive(Parser)]
+#[command(name = "discern", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run SQL and print the result as a table, or write it to a file.
+    ///
+    /// With no --config and no --table, the embedded demo dataset is served
+    /// (tables `samples` and `measurements`).
+    Query(QueryArgs),
+    /// Generate a deterministic case-control dataset in Discern's data model.
+    DemoData(DemoArgs),
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    /// The SQL to run (one or more statements separated by `;`).
+    #[arg(conflicts_with = "file", required_unless_present = "file")]
+    sql: Option<String>,
+    /// Read the SQL from this file (`-` for standard input).
+    #[arg(short, long, value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Write the last statement's result to this file (.csv, .json, .ndjson, .parquet).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// The output file's format, when the extension does not say it.
+    #[arg(long, value_enum, requires = "output")]
+    format: Option<Format>,
+    /// Rows shown on the terminal; the rest are counted.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    max_rows: usize,
+    /// Print rows, time, peak memory, spill and peak RSS to standard error.
+    #[arg(long)]
+    stats: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// Settings shared by every command that runs queries.
+#[derive(Args)]
+struct EngineArgs {
+    /// A TOML config file (tables, memory limit, spill directory, S3 CA bundle).
+    #[arg(long, value_name = "FILE", env = "DISCERN_CONFIG")]
+    config: Option<PathBuf>,
+    /// A table as NAME=LOCATION: a local directory of Parquet files or s3://BUCKET/PREFIX/.
+    /// Repeatable; adds to (or replaces) the tables of the config file.
+    #[arg(long = "table", value_name = "NAME=LOCATION")]
+    tables: Vec<String>,
+    /// Memory that queries may hold before they spill to disk or fail (e.g. 512MiB, 2GiB).
+    /// [default: half of the memory available to the process: the cgroup limit, else RAM]
+    #[arg(long, value_name = "SIZE")]
+    memory_limit: Option<ByteSize>,
+    /// Directory for spill files [default: the system temporary directory].
+    #[arg(long, value_name = "DIR")]
+    spill_dir: Option<PathBuf>,
+    /// Partitions a query runs in parallel [default: the number of CPU cores].
+    #[arg(long, value_name = "N")]
+    target_partitions: Option<usize>,
+}
+
+impl EngineArgs {
+    /// The config file, with the flags applied over it.
+    fn config(&self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        for table in &self.tables {
+            config.add_table_flag(table)?;
+        }
+        if self.memory_limit.is_some() {
+            config.memory_limit = self.memory_limit;
+        }
+        if self.spill_dir.is_some() {
+            config.spill_dir.clone_from(&self.spill_dir);
+        }
+        if let Some(n) = self.target_partitions {
+            if n == 0 {
+                return Err(Error::Config(
+                    "--target-partitions must be at least 1".into(),
+                ));
+            }
+            config.target_partitions = Some(n);
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Directory to write `samples/` and `measurements/` into.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Number of samples.
+    #[arg(long, default_value_t = demo_data::DEFAULT.samples)]
+    samples: usize,
+    /// Number of biomarkers per sample.
+    #[arg(long, default_value_t = demo_data::DEFAULT.biomarkers)]
+    biomarkers: usize,
+    /// Number of measurement shards (batches of samples, one Parquet file each).
+    #[arg(long, default_value_t = demo_data::DEFAULT.shards)]
+    shards: usize,
+    /// Fraction of samples that are cases.
+    #[arg(long, default_value_t = demo_data::DEFAULT.case_fraction)]
+    case_fraction: f64,
+    /// Seed of the generator (the same seed gives the same bytes).
+    #[arg(long, default_value_t = demo_data::DEFAULT.seed)]
+    seed: u64,
+    /// Replace `samples/` and `measurements/` if they exist.
+    #[arg(long)]
+    force: bool,
+}
+
+fn main() -> ExitCode {
+    // The default memory limit depends on the machine: show the value in force in --help.
+    let memory_help = format!(
+        "Memory that queries may hold before they spill to disk or fail (e.g. 512MiB, 2GiB) \
+         [default: half of the memory available to the process (the cgroup limit, else RAM): \
+         {} here]",
+        default_memory_limit()
+    );
+    let command = Cli::command().mut_subcommand("query", |c| {
+        c.mut_arg("memory_limit", |a| a.help(memory_help))
+    });
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Query(args) => run_query(args).await,
+        Command::DemoData(args) => {
+            let spec = DemoSpec {
+                samples: args.samples,
+                biomarkers: args.biomarkers,
+                shards: args.shards,
+                case_fraction: args.case_fraction,
+                seed: args.seed,
+            };
+            let generated = demo_data::generate(&spec, &args.out, args.force)?;
+            let shifted: Vec<String> = generated
+                .shifted
+                .iter()
+                .map(|(name, shift)| format!("{name} ({shift:+.3} SD)"))
+                .collect();
+            println!(
+                "wrote {} samples and {} measurements in {} shards to {}; shifted in cases: {}",
+                generated.samples,
+                generated.measurements,
+                spec.shards,
+                args.out.display(),
+                shifted.join(", ")
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn run_query(args: QueryArgs) -> Result<()> {
+    let sql = match (&args.sql, &args.file) {
+        (Some(sql), _) => sql.clone(),
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|source| Error::SqlFile {
+                    path: path.clone(),
+                    source,
+                })?;
+            text
+        }
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|source| Error::SqlFile {
+            path: path.clone(),
+            source,
+        })?,
+        (None, None) => return Err(Error::Config("give SQL or --file".into())),
+    };
+    let config = args.engine.config()?;
+    let sink = match &args.output {
+        Some(path) => Sink::File {
+            path: path.clone(),
+            format: match args.format {
+                Some(format) => format,
+                None => Format::from_path(path)?,
+            },
+            max_rows: args.max_rows,
+        },
+        None => Sink::Terminal {
+            max_rows: args.max_rows,
+        },
+    };
+    let engine = Engine::new(&config).await?;
+    engine.pool.reset_peak();
+    let stats = query::run(&engine, &sql, &sink).await?;
+    if let Sink::File { path, .. } = &sink {
+        eprintln!("wrote {} rows to {}", stats.rows, path.display());
+    }
+    if args.stats {
+        eprintln!(
+            "stats: statements={} rows={} elapsed={:.3}s peak_memory={} memory_limit={} \
+             spilled={} spill_files={} peak_rss={}",
+            stats.statements,
+            stats.rows,
+            stats.elapsed.as_secs_f64(),
+            ByteSize(engine.pool.peak() as u64),
+            engine.pool.limit(),
+            ByteSize(stats.spilled_bytes as u64),
+            stats.spill_count,
+            query::peak_rss().map_or("unknown".to_string(), |b| ByteSize(b).to_string()),
+        );
+    }
+    Ok(())
+}

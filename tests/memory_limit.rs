@@ -1,0 +1,148 @@
+//! The memory limit holds: a query larger than the limit spills and completes, one that
+//! cannot spill fails alone with a clear error, and the process's peak RSS (measured by the
+//! parent through wait4) stays within the limit plus the overhead stated in the README.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::fs::File;
+
+use common::{Outcome, discern, generate, run};
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Float64Type;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use discern::demo_data::{self, DemoSpec};
+
+const MIB: u64 = 1 << 20;
+/// The limit under test: well below the ~200 MiB the sort below holds in Arrow arrays, and
+/// above the ~100 MiB where DataFusion's merge of spilled runs (two partitions) can itself
+/// run out (see benches/memory_overhead.sh).
+const LIMIT_MIB: u64 = 128;
+/// What the process may use beyond the pool, over an idle query on the same tables: Parquet
+/// decoding buffers, batches read back from spill files while merging, allocator slack. The
+/// README states this figure; the test holds us to it.
+const OVERHEAD_MIB: u64 = 64;
+
+fn stat(out: &Outcome, key: &str) -> String {
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("stats:"))
+        .unwrap_or_else(|| panic!("no stats line:\n{}", out.stderr));
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        .to_string()
+}
+
+#[test]
+fn the_memory_limit_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = DemoSpec {
+        samples: 60_000,
+        biomarkers: 100,
+        shards: 6,
+        seed: 5,
+        ..demo_data::DEFAULT
+    };
+    generate(dir.path(), &spec);
+    let spill = dir.path().join("spill");
+    let table = format!("measurements={}", dir.path().join("measurements").display());
+    let limit = format!("{LIMIT_MIB}MiB");
+    let query = |sql: &str, limit: &str| {
+        let mut cmd = discern();
+        cmd.args([
+            "query",
+            sql,
+            "--stats",
+            "--target-partitions",
+            "2",
+            "--table",
+            &table,
+        ])
+        .args(["--memory-limit", limit, "--spill-dir"])
+        .arg(&spill);
+        cmd
+    };
+
+    // The floor: the same binary and tables, a query that holds almost nothing.
+    let idle = run(&mut query("SELECT count(*) FROM measurements", &limit)).ok();
+
+    // A full sort of ~5.8M rows spills to the spill directory and completes.
+    let sorted = dir.path().join("sorted.parquet");
+    let sql = "SELECT sample_id, biomarker, value FROM measurements \
+               ORDER BY value DESC NULLS LAST, biomarker, sample_id";
+    let bounded = run(query(sql, &limit).arg("--output").arg(&sorted)).ok();
+    let spill_files: usize = stat(&bounded, "spill_files").parse().unwrap();
+    assert!(
+        spill_files > 0,
+        "the sort did not spill: {}",
+        bounded.stderr
+    );
+    let rows: usize = stat(&bounded, "rows").parse().unwrap();
+    assert!(rows > 5_500_000, "{rows}");
+    let mut previous = f64::INFINITY;
+    let mut read = 0;
+    for batch in ParquetRecordBatchReaderBuilder::try_new(File::open(&sorted).unwrap())
+        .unwrap()
+        .build()
+        .unwrap()
+    {
+        let batch = batch.unwrap();
+        read += batch.num_rows();
+        for v in batch
+            .column(2)
+            .as_primitive::<Float64Type>()
+            .iter()
+            .flatten()
+        {
+            assert!(v <= previous, "output not sorted: {v} after {previous}");
+            previous = v;
+        }
+    }
+    assert_eq!(read, rows);
+    assert!(
+        bounded.max_rss <= idle.max_rss + (LIMIT_MIB + OVERHEAD_MIB) * MIB,
+        "peak RSS {} MiB exceeds idle {} MiB + limit {LIMIT_MIB} MiB + overhead {OVERHEAD_MIB} MiB",
+        bounded.max_rss / MIB,
+        idle.max_rss / MIB
+    );
+    assert!(
+        std::fs::read_dir(&spill).unwrap().count() == 0,
+        "spill files were left behind"
+    );
+
+    // The same sort with room to spare does not spill and takes more memory: the limit, not
+    // the query, is what kept the first run small.
+    let roomy = run(query(sql, "4GiB")
+        .arg("--output")
+        .arg(dir.path().join("roomy.parquet")))
+    .ok();
+    assert_eq!(stat(&roomy, "spill_files"), "0", "{}", roomy.stderr);
+    assert!(
+        roomy.max_rss > bounded.max_rss,
+        "unbounded {} MiB vs bounded {} MiB",
+        roomy.max_rss / MIB,
+        bounded.max_rss / MIB
+    );
+
+    // A hash join cannot spill its build side: it fails with a clear error, within bounds.
+    let join = run(&mut query(
+        "SELECT count(*) FROM measurements a JOIN measurements b \
+         ON a.sample_id = b.sample_id AND a.biomarker = b.biomarker",
+        &limit,
+    ))
+    .fails_with(&["Resources exhausted", "memory limit of 128MiB"]);
+    assert!(
+        join.max_rss <= idle.max_rss + (LIMIT_MIB + OVERHEAD_MIB) * MIB,
+        "peak RSS {} MiB of the failed join",
+        join.max_rss / MIB
+    );
+    eprintln!(
+        "peak RSS: idle {} MiB, bounded sort {} MiB, unbounded sort {} MiB, failed join {} MiB",
+        idle.max_rss / MIB,
+        bounded.max_rss / MIB,
+        roomy.max_rss / MIB,
+        join.max_rss / MIB
+    );
+}

@@ -1,0 +1,39 @@
+//! Discern's statistical SQL functions for Apache DataFusion.
+//!
+//! Every function is listed once here and registered by [`register_all`], which both
+//! `discern query` and the server call, so the catalog is the same everywhere.
+
+use std::sync::Arc;
+
+use datafusion::error::Result;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
+use datafusion::prelude::SessionContext;
+
+/// Every scalar function of the catalog.
+pub fn all_scalar_functions() -> Vec<Arc<ScalarUDF>> {
+    Vec::new()
+}
+
+/// Every aggregate function of the catalog.
+pub fn all_aggregate_functions() -> Vec<Arc<AggregateUDF>> {
+    Vec::new()
+}
+
+/// Every window function of the catalog.
+pub fn all_window_functions() -> Vec<Arc<WindowUDF>> {
+    Vec::new()
+}
+
+/// Registers every function of the catalog with a session.
+pub fn register_all(ctx: &SessionContext) -> Result<()> {
+    for f in all_scalar_functions() {
+        ctx.register_udf(f.as_ref().clone());
+    }
+    for f in all_aggregate_functions() {
+        ctx.register_udaf(f.as_ref().clone());
+    }
+    for f in all_window_functions() {
+        ctx.register_udwf(f.as_ref().clone());
+    }
+    Ok(())
+}
