@@ -23,6 +23,11 @@ struct S3Server {
 
 impl S3Server {
     fn start(root: &Path) -> Self {
+        Self::start_with_tls(root, None)
+    }
+
+    /// The same server, speaking HTTPS with `tls` when given.
+    fn start_with_tls(root: &Path, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -35,7 +40,8 @@ impl S3Server {
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://{}", listener.local_addr().unwrap());
         runtime.spawn(async move {
             let http =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -43,11 +49,22 @@ impl S3Server {
                 let Ok((socket, _)) = listener.accept().await else {
                     continue;
                 };
-                let conn = http
-                    .serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone())
-                    .into_owned();
+                let (http, service, tls) = (http.clone(), service.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    match tls {
+                        None => {
+                            let io = hyper_util::rt::TokioIo::new(socket);
+                            let _ = http.serve_connection(io, service).await;
+                        }
+                        Some(tls) => {
+                            // A client that does not trust us hangs up during the handshake.
+                            let Ok(stream) = tls.accept(socket).await else {
+                                return;
+                            };
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = http.serve_connection(io, service).await;
+                        }
+                    }
                 });
             }
         });
@@ -255,4 +272,92 @@ fn a_corrupt_file_on_s3_is_named() {
         "s3://lab-data/cohort/measurements/batch=2024-03/part-0.parquet",
         "not a readable Parquet file",
     ]);
+}
+
+/// A self-signed certificate for 127.0.0.1, as (TLS acceptor, PEM of the certificate).
+fn self_signed() -> (tokio_rustls::TlsAcceptor, String) {
+    use tokio_rustls::rustls;
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    (
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
+        certified.cert.pem(),
+    )
+}
+
+#[test]
+fn https_endpoints_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local");
+    generate(
+        &local,
+        &DemoSpec {
+            samples: 100,
+            biomarkers: 4,
+            shards: 2,
+            ..demo_data::DEFAULT
+        },
+    );
+    let root = dir.path().join("s3");
+    common::copy_tree(&local, &root.join(BUCKET).join("cohort"));
+    let (tls, ca_pem) = self_signed();
+    let s3 = S3Server::start_with_tls(&root, Some(tls));
+    assert!(s3.endpoint.starts_with("https://"));
+    let ca = dir.path().join("private-ca.pem");
+    std::fs::write(&ca, &ca_pem).unwrap();
+    let table = format!("measurements=s3://{BUCKET}/cohort/measurements/");
+    let sql = "SELECT count(DISTINCT biomarker) AS b FROM measurements";
+
+    // Trusted through the config file's ca_bundle, with plain HTTP not allowed.
+    let config = dir.path().join("discern.toml");
+    std::fs::write(
+        &config,
+        format!("[s3]\nca_bundle = {:?}\n", ca.display().to_string()),
+    )
+    .unwrap();
+    let out = run(s3
+        .discern(SECRET_KEY)
+        .env_remove("AWS_ALLOW_HTTP")
+        .args(["query", sql, "--table", &table, "--config"])
+        .arg(&config))
+    .ok();
+    assert!(out.stdout.contains("| 4 "), "{}", out.stdout);
+
+    // Trusted through AWS_CA_BUNDLE, like the AWS CLI.
+    let out = run(s3
+        .discern(SECRET_KEY)
+        .env_remove("AWS_ALLOW_HTTP")
+        .env("AWS_CA_BUNDLE", &ca)
+        .args(["query", sql, "--table", &table]))
+    .ok();
+    assert!(out.stdout.contains("| 4 "), "{}", out.stdout);
+
+    // Not trusted: the certificate is refused, nothing falls back to plain HTTP.
+    run(s3
+        .discern(SECRET_KEY)
+        .env_remove("AWS_ALLOW_HTTP")
+        .args(["query", sql, "--table", &table]))
+    .fails_with(&[
+        "table 'measurements'",
+        "TLS certificate is not trusted",
+        "ca_bundle",
+    ]);
+
+    // A CA bundle that is not PEM is a configuration error, named.
+    std::fs::write(&ca, "not a certificate").unwrap();
+    run(s3
+        .discern(SECRET_KEY)
+        .env("AWS_CA_BUNDLE", &ca)
+        .args(["query", sql, "--table", &table]))
+    .fails_with(&["private-ca.pem", "no PEM certificate"]);
 }

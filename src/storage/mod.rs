@@ -167,6 +167,13 @@ pub(crate) fn explain(cause: &dyn std::fmt::Display) -> String {
         || raw.contains("403 Forbidden")
     {
         "access denied: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the instance role"
+    } else if raw.contains("certificate") || raw.contains("UnknownIssuer") {
+        "the S3 endpoint's TLS certificate is not trusted: add its CA with [s3] ca_bundle or \
+         AWS_CA_BUNDLE"
+    } else if raw.contains("error sending request") && raw.contains("https://") {
+        // reqwest does not say whether the connection or the TLS handshake failed.
+        "the S3 endpoint cannot be reached, or its TLS certificate is not trusted (a private \
+         CA goes in [s3] ca_bundle or AWS_CA_BUNDLE)"
     } else if raw.contains("Connection refused")
         || raw.contains("error sending request")
         || raw.contains("dns error")
