@@ -306,13 +306,10 @@ fn write_measurements(
     people: &[Person],
     markers: &[Biomarker],
 ) -> Result<usize> {
-    let schema = measurements_schema();
     let file = File::create(path).map_err(|e| Error::output(path, e))?;
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()?))
+    let mut writer = ArrowWriter::try_new(file, measurements_schema(), Some(writer_properties()?))
         .map_err(|e| Error::output(path, e))?;
-    let mut ids = Int64Builder::with_capacity(ROW_GROUP);
-    let mut names = StringBuilder::with_capacity(ROW_GROUP, ROW_GROUP * 8);
-    let mut values = Float64Builder::with_capacity(ROW_GROUP);
+    let mut batch = MeasurementBatch::default();
     let mut rows = 0;
     // Biomarkers in name order, then samples: row groups are sorted by biomarker.
     let mut order: Vec<usize> = (0..markers.len()).collect();
@@ -325,10 +322,8 @@ fn write_measurements(
             if missing < 0.04 {
                 continue; // not measured: no row
             }
-            ids.append_value(person.id);
-            names.append_value(&marker.name);
-            if missing < 0.05 {
-                values.append_null(); // failed assay
+            let value = if missing < 0.05 {
+                None // failed assay
             } else {
                 let shift = if person.is_case {
                     marker.shift * marker.sigma
@@ -336,51 +331,48 @@ fn write_measurements(
                     0.0
                 };
                 let value = (marker.mu + shift + marker.sigma * rng.normal()).exp();
-                values.append_value(round_significant(value, 3));
-            }
+                Some(round_significant(value, 3))
+            };
+            batch.push(person.id, &marker.name, value);
             rows += 1;
-            if ids.len() == ROW_GROUP {
-                flush(
-                    &mut writer,
-                    &schema,
-                    &mut ids,
-                    &mut names,
-                    &mut values,
-                    path,
-                )?;
+            if batch.ids.len() == ROW_GROUP {
+                batch.write_to(&mut writer, path)?;
             }
         }
     }
-    if !ids.is_empty() {
-        flush(
-            &mut writer,
-            &schema,
-            &mut ids,
-            &mut names,
-            &mut values,
-            path,
-        )?;
+    if !batch.ids.is_empty() {
+        batch.write_to(&mut writer, path)?;
     }
     writer.close().map_err(|e| Error::output(path, e))?;
     Ok(rows)
 }
 
-fn flush(
-    writer: &mut ArrowWriter<File>,
-    schema: &SchemaRef,
-    ids: &mut Int64Builder,
-    names: &mut StringBuilder,
-    values: &mut Float64Builder,
-    path: &Path,
-) -> Result<()> {
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(ids.finish()),
-        Arc::new(names.finish()),
-        Arc::new(values.finish()),
-    ];
-    let batch =
-        RecordBatch::try_new(schema.clone(), columns).map_err(|e| Error::output(path, e))?;
-    writer.write(&batch).map_err(|e| Error::output(path, e))
+/// Rows of `measurements` being gathered for the next row group.
+#[derive(Default)]
+struct MeasurementBatch {
+    ids: Int64Builder,
+    names: StringBuilder,
+    values: Float64Builder,
+}
+
+impl MeasurementBatch {
+    fn push(&mut self, sample_id: i64, biomarker: &str, value: Option<f64>) {
+        self.ids.append_value(sample_id);
+        self.names.append_value(biomarker);
+        self.values.append_option(value);
+    }
+
+    /// Writes the gathered rows and starts afresh.
+    fn write_to(&mut self, writer: &mut ArrowWriter<File>, path: &Path) -> Result<()> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.ids.finish()),
+            Arc::new(self.names.finish()),
+            Arc::new(self.values.finish()),
+        ];
+        let batch = RecordBatch::try_new(measurements_schema(), columns)
+            .map_err(|e| Error::output(path, e))?;
+        writer.write(&batch).map_err(|e| Error::output(path, e))
+    }
 }
 
 /// Rounds to `digits` significant decimal digits, through the decimal representation, so the

@@ -22,11 +22,7 @@ struct S3Server {
 }
 
 impl S3Server {
-    fn start(root: &Path) -> Self {
-        Self::start_with_tls(root, None)
-    }
-
-    /// The same server, speaking HTTPS with `tls` when given.
+    /// Speaks HTTPS with `tls` when given, plain HTTP otherwise.
     fn start_with_tls(root: &Path, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -85,21 +81,28 @@ impl S3Server {
 
 /// A dataset in a bucket directory, plus the same files locally.
 fn fixture() -> (tempfile::TempDir, S3Server) {
+    let spec = DemoSpec {
+        samples: 600,
+        biomarkers: 12,
+        shards: 6,
+        seed: 99,
+        ..demo_data::DEFAULT
+    };
+    fixture_with(&spec, None)
+}
+
+/// `spec` generated under `local/` and copied into the bucket under `cohort/`, served over
+/// HTTPS when `tls` is given.
+fn fixture_with(
+    spec: &DemoSpec,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> (tempfile::TempDir, S3Server) {
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("local");
-    generate(
-        &local,
-        &DemoSpec {
-            samples: 600,
-            biomarkers: 12,
-            shards: 6,
-            seed: 99,
-            ..demo_data::DEFAULT
-        },
-    );
+    generate(&local, spec);
     let root = dir.path().join("s3");
     common::copy_tree(&local, &root.join(BUCKET).join("cohort"));
-    let server = S3Server::start(&root);
+    let server = S3Server::start_with_tls(&root, tls);
     (dir, server)
 }
 
@@ -297,21 +300,14 @@ fn self_signed() -> (tokio_rustls::TlsAcceptor, String) {
 
 #[test]
 fn https_endpoints_with_a_private_ca() {
-    let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("local");
-    generate(
-        &local,
-        &DemoSpec {
-            samples: 100,
-            biomarkers: 4,
-            shards: 2,
-            ..demo_data::DEFAULT
-        },
-    );
-    let root = dir.path().join("s3");
-    common::copy_tree(&local, &root.join(BUCKET).join("cohort"));
     let (tls, ca_pem) = self_signed();
-    let s3 = S3Server::start_with_tls(&root, Some(tls));
+    let spec = DemoSpec {
+        samples: 100,
+        biomarkers: 4,
+        shards: 2,
+        ..demo_data::DEFAULT
+    };
+    let (dir, s3) = fixture_with(&spec, Some(tls));
     assert!(s3.endpoint.starts_with("https://"));
     let ca = dir.path().join("private-ca.pem");
     std::fs::write(&ca, &ca_pem).unwrap();
