@@ -1,6 +1,7 @@
 //! Discern's statistical SQL functions for Apache DataFusion.
 //!
-//! Every function is listed once here and registered by [`register_all`], which both
+//! Pure numeric code lives in [`kernels`] (no Arrow); each SQL function family wraps it in one
+//! file. Every function is listed once here and registered by [`register_all`], which both
 //! `discern query` and the server call, so the catalog is the same everywhere.
 
 use std::sync::Arc;
@@ -9,14 +10,19 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
+pub mod distributions;
+mod docs;
+pub mod kernels;
+pub mod moments;
+
 /// Every scalar function of the catalog.
 pub fn all_scalar_functions() -> Vec<Arc<ScalarUDF>> {
-    Vec::new()
+    distributions::all()
 }
 
 /// Every aggregate function of the catalog.
 pub fn all_aggregate_functions() -> Vec<Arc<AggregateUDF>> {
-    Vec::new()
+    moments::all()
 }
 
 /// Every window function of the catalog.

@@ -1,0 +1,4 @@
+//! Pure numeric kernels: no Arrow, no DataFusion. The SQL functions wrap these.
+
+pub mod distributions;
+pub mod moments;

@@ -1,0 +1,502 @@
+//! Two-group moment statistics: `welch_t_test`, `student_t_test`, `cohens_d`, `hedges_g`,
+//! `fold_change`, `log2_fold_change`.
+//!
+//! All six keep the same small state per group, (n, mean, M2) for controls and for cases
+//! (see [`crate::kernels::moments`]), so they share one accumulator, one groups accumulator
+//! and one state layout; only the final statistic differs.
+//!
+//! Conventions (DESIGN.md): `is_case` is a BOOLEAN; differences are case minus control; rows
+//! whose value or label is NULL, NaN or infinite are skipped; an undefined statistic (too few
+//! rows, zero variance) is NULL.
+
+use std::mem::size_of;
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, StructArray, UInt64Array,
+};
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, UInt64Type};
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::format_state_name;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
+    Signature, Volatility,
+};
+
+use crate::docs::{SECTION, doc};
+use crate::kernels::moments::{
+    Moments, TTest, TwoGroups, cohens_d, fold_change, hedges_g, log2_fold_change, student, welch,
+};
+
+/// Which statistic a moment aggregate returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MomentStatistic {
+    /// `welch_t_test(value, is_case)` → {t, df, p, log_p}
+    Welch,
+    /// `student_t_test(value, is_case)` → {t, df, p, log_p}
+    Student,
+    /// `cohens_d(value, is_case)` → DOUBLE
+    CohensD,
+    /// `hedges_g(value, is_case)` → DOUBLE
+    HedgesG,
+    /// `fold_change(value, is_case)` → DOUBLE
+    FoldChange,
+    /// `log2_fold_change(value, is_case)` → DOUBLE
+    Log2FoldChange,
+}
+
+impl MomentStatistic {
+    /// Every statistic of the family.
+    pub const ALL: [MomentStatistic; 6] = [
+        MomentStatistic::Welch,
+        MomentStatistic::Student,
+        MomentStatistic::CohensD,
+        MomentStatistic::HedgesG,
+        MomentStatistic::FoldChange,
+        MomentStatistic::Log2FoldChange,
+    ];
+
+    /// The SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MomentStatistic::Welch => "welch_t_test",
+            MomentStatistic::Student => "student_t_test",
+            MomentStatistic::CohensD => "cohens_d",
+            MomentStatistic::HedgesG => "hedges_g",
+            MomentStatistic::FoldChange => "fold_change",
+            MomentStatistic::Log2FoldChange => "log2_fold_change",
+        }
+    }
+
+    fn is_t_test(self) -> bool {
+        matches!(self, MomentStatistic::Welch | MomentStatistic::Student)
+    }
+
+    fn return_type(self) -> DataType {
+        if self.is_t_test() {
+            DataType::Struct(t_test_fields())
+        } else {
+            DataType::Float64
+        }
+    }
+
+    fn documentation(self) -> &'static Documentation {
+        static DOCS: OnceLock<Vec<Documentation>> = OnceLock::new();
+        let docs =
+            DOCS.get_or_init(|| MomentStatistic::ALL.iter().map(|s| s.build_doc()).collect());
+        let index = MomentStatistic::ALL
+            .iter()
+            .position(|s| *s == self)
+            .unwrap_or_default();
+        &docs[index]
+    }
+
+    fn build_doc(self) -> Documentation {
+        let (description, example) = match self {
+            MomentStatistic::Welch => (
+                "Welch's two-sample t test of case against control means, without assuming \
+                 equal variances: t = (mean_case − mean_control) / sqrt(s²_case/n_case + \
+                 s²_control/n_control), Welch–Satterthwaite degrees of freedom, two-sided p. \
+                 `log_p` = ln p stays finite when p underflows to 0. Matches R \
+                 t.test(var.equal = FALSE) and scipy.stats.ttest_ind(equal_var=False). NULL \
+                 when a group has fewer than 2 values or both variances are 0.",
+                "SELECT biomarker, welch_t_test(value, is_case)['p'] AS p\nFROM measurements JOIN samples USING (sample_id) GROUP BY biomarker;",
+            ),
+            MomentStatistic::Student => (
+                "Student's two-sample t test with pooled variance: t = (mean_case − \
+                 mean_control) / (s_p · sqrt(1/n_case + 1/n_control)), df = n_case + \
+                 n_control − 2, two-sided p and ln p. Matches R t.test(var.equal = TRUE) and \
+                 scipy.stats.ttest_ind. NULL when a group is empty, there are fewer than 3 \
+                 values, or the pooled variance is 0.",
+                "SELECT biomarker, student_t_test(value, is_case) AS t\nFROM measurements JOIN samples USING (sample_id) GROUP BY biomarker;",
+            ),
+            MomentStatistic::CohensD => (
+                "Cohen's d: (mean_case − mean_control) / s_p, with the pooled standard \
+                 deviation s_p² = (Σ(x−mean_case)² + Σ(x−mean_control)²) / (n_case + \
+                 n_control − 2). NULL when s_p is 0 or undefined.",
+                "SELECT biomarker, cohens_d(value, is_case) AS d\nFROM measurements JOIN samples USING (sample_id) GROUP BY biomarker;",
+            ),
+            MomentStatistic::HedgesG => (
+                "Hedges' g: Cohen's d times the exact small-sample correction J(m) = \
+                 Γ(m/2) / (sqrt(m/2) · Γ((m−1)/2)), m = n_case + n_control − 2 (Hedges 1981), \
+                 not the 1 − 3/(4m − 1) approximation. NULL when d is undefined or m < 2.",
+                "SELECT biomarker, hedges_g(value, is_case) AS g\nFROM measurements JOIN samples USING (sample_id) GROUP BY biomarker;",
+            ),
+            MomentStatistic::FoldChange => (
+                "Fold change of the means: mean_case / mean_control. NULL when a group is \
+                 empty or the control mean is 0.",
+                "SELECT biomarker, fold_change(value, is_case) AS fc\nFROM measurements JOIN samples USING (sample_id) GROUP BY biomarker;",
+            ),
+            MomentStatistic::Log2FoldChange => (
+                "log2 of the fold change of the means: log2(mean_case / mean_control). NULL \
+                 when the ratio is undefined or not positive.",
+                "SELECT biomarker, log2_fold_change(value, is_case) AS lfc\nFROM measurements JOIN samples USING (sample_id) GROUP BY biomarker;",
+            ),
+        };
+        doc(
+            SECTION,
+            description,
+            &format!("{}(value, is_case)", self.name()),
+            example,
+        )
+        .with_argument(
+            "value",
+            "The measurement (any numeric type). NULL, NaN and infinite values are skipped.",
+        )
+        .with_argument(
+            "is_case",
+            "BOOLEAN label: true for cases, false for controls. Rows with a NULL label are \
+             skipped.",
+        )
+        .build()
+    }
+
+    fn evaluate(self, g: &TwoGroups) -> Statistic {
+        match self {
+            MomentStatistic::Welch => Statistic::TTest(welch(g)),
+            MomentStatistic::Student => Statistic::TTest(student(g)),
+            MomentStatistic::CohensD => Statistic::Value(cohens_d(g)),
+            MomentStatistic::HedgesG => Statistic::Value(hedges_g(g)),
+            MomentStatistic::FoldChange => Statistic::Value(fold_change(g)),
+            MomentStatistic::Log2FoldChange => Statistic::Value(log2_fold_change(g)),
+        }
+    }
+}
+
+enum Statistic {
+    TTest(Option<TTest>),
+    Value(Option<f64>),
+}
+
+fn t_test_fields() -> Fields {
+    Fields::from(
+        ["t", "df", "p", "log_p"]
+            .map(|name| Field::new(name, DataType::Float64, true))
+            .to_vec(),
+    )
+}
+
+/// The aggregate UDF of one moment statistic.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct MomentUdaf {
+    statistic: MomentStatistic,
+    signature: Signature,
+}
+
+impl MomentUdaf {
+    /// The UDAF computing `statistic`.
+    pub fn new(statistic: MomentStatistic) -> Self {
+        Self {
+            statistic,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+/// Every function of the family, for registration.
+pub fn all() -> Vec<Arc<AggregateUDF>> {
+    MomentStatistic::ALL
+        .iter()
+        .map(|s| Arc::new(AggregateUDF::from(MomentUdaf::new(*s))))
+        .collect()
+}
+
+/// Checks `(value, is_case)` argument types: numeric value, BOOLEAN label.
+pub(crate) fn coerce_value_and_label(name: &str, types: &[DataType]) -> Result<Vec<DataType>> {
+    let [value, label] = types else {
+        return plan_err!(
+            "{name}(value, is_case) takes 2 arguments, got {}",
+            types.len()
+        );
+    };
+    if !(value.is_numeric() || value.is_null()) {
+        return plan_err!("{name}: value must be numeric, got {value}");
+    }
+    if !matches!(label, DataType::Boolean | DataType::Null) {
+        return plan_err!("{name}: is_case must be BOOLEAN (true = case), got {label}");
+    }
+    Ok(vec![DataType::Float64, DataType::Boolean])
+}
+
+impl AggregateUDFImpl for MomentUdaf {
+    fn name(&self) -> &str {
+        self.statistic.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_value_and_label(self.name(), arg_types)
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(self.statistic.return_type())
+    }
+
+    fn accumulator(&self, _acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(MomentAccumulator {
+            statistic: self.statistic,
+            groups: TwoGroups::default(),
+        }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(STATE_FIELDS
+            .iter()
+            .map(|(name, data_type)| {
+                Arc::new(Field::new(
+                    format_state_name(args.name, name),
+                    data_type.clone(),
+                    true,
+                ))
+            })
+            .collect())
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        _args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(MomentGroupsAccumulator {
+            statistic: self.statistic,
+            groups: Vec::new(),
+        }))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(self.statistic.documentation())
+    }
+}
+
+/// The state layout: (n, mean, mean_lo, M2) of the controls, then of the cases.
+const STATE_FIELDS: [(&str, DataType); 8] = [
+    ("n_control", DataType::UInt64),
+    ("mean_control", DataType::Float64),
+    ("mean_lo_control", DataType::Float64),
+    ("m2_control", DataType::Float64),
+    ("n_case", DataType::UInt64),
+    ("mean_case", DataType::Float64),
+    ("mean_lo_case", DataType::Float64),
+    ("m2_case", DataType::Float64),
+];
+
+/// Calls `f(row, value, is_case)` for every row that counts: value and label non-NULL, value
+/// finite, and the filter (if any) true.
+fn for_each_row(
+    values: &[ArrayRef],
+    filter: Option<&BooleanArray>,
+    mut f: impl FnMut(usize, f64, bool),
+) -> Result<()> {
+    let (Some(value), Some(label)) = (values.first(), values.get(1)) else {
+        return exec_err!("expected (value, is_case) arrays, got {}", values.len());
+    };
+    let value = value.as_primitive::<Float64Type>();
+    let label = label.as_boolean();
+    for row in 0..value.len() {
+        if value.is_null(row) || label.is_null(row) {
+            continue;
+        }
+        if let Some(filter) = filter
+            && !(filter.is_valid(row) && filter.value(row))
+        {
+            continue;
+        }
+        let x = value.value(row);
+        if x.is_finite() {
+            f(row, x, label.value(row));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the state arrays written by [`state_arrays`]; calls `f(row, state)`.
+fn for_each_state(states: &[ArrayRef], mut f: impl FnMut(usize, TwoGroups)) -> Result<()> {
+    if states.len() != STATE_FIELDS.len() {
+        return exec_err!(
+            "expected {} state arrays, got {}",
+            STATE_FIELDS.len(),
+            states.len()
+        );
+    }
+    let counts = |i: usize| states[i].as_primitive::<UInt64Type>();
+    let floats = |i: usize| states[i].as_primitive::<Float64Type>();
+    let read = |row: usize, at: usize| Moments {
+        n: counts(at).value(row),
+        mean: floats(at + 1).value(row),
+        mean_lo: floats(at + 2).value(row),
+        m2: floats(at + 3).value(row),
+    };
+    for row in 0..states[0].len() {
+        if states[0].is_null(row) || states[4].is_null(row) {
+            continue;
+        }
+        f(
+            row,
+            TwoGroups {
+                control: read(row, 0),
+                case: read(row, 4),
+            },
+        );
+    }
+    Ok(())
+}
+
+fn state_arrays(groups: &[TwoGroups]) -> Vec<ArrayRef> {
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(STATE_FIELDS.len());
+    for pick in [|g: &TwoGroups| g.control, |g: &TwoGroups| g.case] {
+        let moments: Vec<Moments> = groups.iter().map(pick).collect();
+        arrays.push(Arc::new(UInt64Array::from_iter_values(
+            moments.iter().map(|m| m.n),
+        )));
+        arrays.push(Arc::new(Float64Array::from_iter_values(
+            moments.iter().map(|m| m.mean),
+        )));
+        arrays.push(Arc::new(Float64Array::from_iter_values(
+            moments.iter().map(|m| m.mean_lo),
+        )));
+        arrays.push(Arc::new(Float64Array::from_iter_values(
+            moments.iter().map(|m| m.m2),
+        )));
+    }
+    arrays
+}
+
+/// Evaluates the statistic of every group into one array.
+fn evaluate_groups(statistic: MomentStatistic, groups: &[TwoGroups]) -> Result<ArrayRef> {
+    if !statistic.is_t_test() {
+        let values = groups.iter().map(|g| match statistic.evaluate(g) {
+            Statistic::Value(v) => v,
+            Statistic::TTest(_) => None,
+        });
+        return Ok(Arc::new(Float64Array::from_iter(values)));
+    }
+    let tests: Vec<Option<TTest>> = groups
+        .iter()
+        .map(|g| match statistic.evaluate(g) {
+            Statistic::TTest(t) => t,
+            Statistic::Value(_) => None,
+        })
+        .collect();
+    let column = |f: fn(&TTest) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter(
+            tests.iter().map(|t| t.as_ref().map(f)),
+        ))
+    };
+    let nulls = NullBuffer::from_iter(tests.iter().map(Option::is_some));
+    Ok(Arc::new(StructArray::try_new(
+        t_test_fields(),
+        vec![
+            column(|t| t.t),
+            column(|t| t.df),
+            column(|t| t.p),
+            column(|t| t.log_p),
+        ],
+        Some(nulls),
+    )?))
+}
+
+/// One group's accumulator (used without GROUP BY and in windows).
+#[derive(Debug)]
+struct MomentAccumulator {
+    statistic: MomentStatistic,
+    groups: TwoGroups,
+}
+
+impl Accumulator for MomentAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        for_each_row(values, None, |_, x, is_case| self.groups.push(x, is_case))
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        for_each_state(states, |_, other| self.groups.merge(&other))
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        state_arrays(std::slice::from_ref(&self.groups))
+            .iter()
+            .map(|a| ScalarValue::try_from_array(a, 0))
+            .collect()
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let array = evaluate_groups(self.statistic, std::slice::from_ref(&self.groups))?;
+        ScalarValue::try_from_array(&array, 0)
+    }
+
+    fn size(&self) -> usize {
+        size_of::<Self>()
+    }
+}
+
+/// All groups' states in one vector (the GROUP BY path).
+#[derive(Debug)]
+struct MomentGroupsAccumulator {
+    statistic: MomentStatistic,
+    groups: Vec<TwoGroups>,
+}
+
+impl GroupsAccumulator for MomentGroupsAccumulator {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups.resize(total_num_groups, TwoGroups::default());
+        let groups = &mut self.groups;
+        for_each_row(values, opt_filter, |row, x, is_case| {
+            groups[group_indices[row]].push(x, is_case)
+        })
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups.resize(total_num_groups, TwoGroups::default());
+        let groups = &mut self.groups;
+        for_each_state(values, |row, other| {
+            groups[group_indices[row]].merge(&other)
+        })
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let groups = emit_to.take_needed(&mut self.groups);
+        evaluate_groups(self.statistic, &groups)
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let groups = emit_to.take_needed(&mut self.groups);
+        Ok(state_arrays(&groups))
+    }
+
+    /// Each input row as its own one-value state (for skipping partial aggregation when it
+    /// does not reduce the data).
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let rows = values.first().map_or(0, |v| v.len());
+        let mut states = vec![TwoGroups::default(); rows];
+        for_each_row(values, opt_filter, |row, x, is_case| {
+            states[row].push(x, is_case)
+        })?;
+        Ok(state_arrays(&states))
+    }
+
+    fn size(&self) -> usize {
+        size_of::<Self>() + self.groups.capacity() * size_of::<TwoGroups>()
+    }
+}
