@@ -14,6 +14,7 @@ pub mod distributions;
 mod docs;
 pub mod kernels;
 pub mod moments;
+pub mod ranks;
 
 /// Every scalar function of the catalog.
 pub fn all_scalar_functions() -> Vec<Arc<ScalarUDF>> {
@@ -22,7 +23,9 @@ pub fn all_scalar_functions() -> Vec<Arc<ScalarUDF>> {
 
 /// Every aggregate function of the catalog.
 pub fn all_aggregate_functions() -> Vec<Arc<AggregateUDF>> {
-    moments::all()
+    let mut functions = moments::all();
+    functions.extend(ranks::all());
+    functions
 }
 
 /// Every window function of the catalog.

@@ -2,3 +2,4 @@
 
 pub mod distributions;
 pub mod moments;
+pub mod ranks;

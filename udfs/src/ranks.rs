@@ -1,0 +1,524 @@
+//! Rank statistics of two groups: `auc` and `mann_whitney`.
+//!
+//! Ranks need every value of a biomarker: the state is the finite values of the cases and of
+//! the controls (two LIST<DOUBLE> fields when partial states travel between partitions or
+//! machines). `size()` reports the vectors' capacity, so the memory pool sees what a group
+//! really holds. Evaluation sorts each group once (O(n log n)) and walks the tie groups.
+//!
+//! Conventions (DESIGN.md): `is_case` is a BOOLEAN; rows whose value or label is NULL, NaN or
+//! infinite are skipped; an undefined statistic (an empty group) is NULL.
+
+use std::mem::size_of;
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Float64Builder, ListBuilder, StructArray,
+};
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type};
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::format_state_name;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
+    Signature, Volatility,
+};
+use datafusion::physical_expr::expressions::Literal;
+
+use crate::docs::{SECTION, doc};
+use crate::kernels::ranks::{RankSums, auto_uses_exact, rank_sums};
+use crate::moments::coerce_value_and_label;
+
+/// How `mann_whitney` computes its p-value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// scipy's rule: exact when a group has at most 8 values and there are no ties.
+    Auto,
+    /// Tie-corrected normal approximation with continuity correction.
+    Asymptotic,
+    /// The exact null distribution of U (ties are not corrected for).
+    Exact,
+}
+
+impl Method {
+    fn parse(text: &str) -> Result<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Method::Auto),
+            "asymptotic" => Ok(Method::Asymptotic),
+            "exact" => Ok(Method::Exact),
+            other => plan_err!(
+                "mann_whitney: method must be 'auto', 'asymptotic' or 'exact', got '{other}'"
+            ),
+        }
+    }
+}
+
+/// Which rank statistic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RankStatistic {
+    /// `auc(value, is_case)` → DOUBLE
+    Auc,
+    /// `mann_whitney(value, is_case [, method])` → {u, z, p}
+    MannWhitney,
+}
+
+impl RankStatistic {
+    /// Every statistic of the family.
+    pub const ALL: [RankStatistic; 2] = [RankStatistic::Auc, RankStatistic::MannWhitney];
+
+    /// The SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RankStatistic::Auc => "auc",
+            RankStatistic::MannWhitney => "mann_whitney",
+        }
+    }
+
+    fn documentation(self) -> &'static Documentation {
+        static DOCS: OnceLock<Vec<Documentation>> = OnceLock::new();
+        let docs = DOCS.get_or_init(|| RankStatistic::ALL.iter().map(|s| s.build_doc()).collect());
+        match self {
+            RankStatistic::Auc => &docs[0],
+            RankStatistic::MannWhitney => &docs[1],
+        }
+    }
+
+    fn build_doc(self) -> Documentation {
+        let value =
+            "The measurement (any numeric type). NULL, NaN and infinite values are skipped.";
+        let label = "BOOLEAN label: true for cases, false for controls. Rows with a NULL label are skipped.";
+        match self {
+            RankStatistic::Auc => doc(
+                SECTION,
+                "Area under the ROC curve of the value as a predictor of being a case: \
+                 P(X_case > X_control) + ½ P(X_case = X_control) = U_case / (n_case · \
+                 n_control), with midranks for ties. No auto-flip: a marker lower in cases \
+                 gives an AUC below 0.5 (pROC's roc(direction = '<'), sklearn's \
+                 roc_auc_score). NULL when a group is empty.",
+                "auc(value, is_case)",
+                "SELECT biomarker, auc(value, is_case) AS auc\nFROM measurements JOIN samples USING (sample_id)\nGROUP BY biomarker ORDER BY abs(auc - 0.5) DESC;",
+            )
+            .with_argument("value", value)
+            .with_argument("is_case", label)
+            .build(),
+            RankStatistic::MannWhitney => doc(
+                SECTION,
+                "Mann-Whitney U (Wilcoxon rank-sum) test of cases against controls, two-sided. \
+                 u = U of the cases (R's W with the cases first; u / (n_case · n_control) is \
+                 the AUC). z = the normal approximation with the tie-corrected variance and \
+                 a continuity correction of ½ towards 0 (positive when cases rank higher). p: \
+                 'asymptotic' = 2 · P(Z ≥ |z|); 'exact' = 2 · P(U ≥ max(U, n_case·n_control − \
+                 U)) from the exact null distribution (no tie correction), capped at 1; \
+                 'auto' (default) = scipy's rule, exact when a group has at most 8 values \
+                 and there are no ties. The exact distribution is computed up to n_case · \
+                 n_control = 100,000 (p NULL beyond, where scipy returns NaN). Matches \
+                 scipy.stats.mannwhitneyu(cases, controls) \
+                 and R wilcox.test(cases, controls, correct = TRUE). z and p are NULL when \
+                 every value is tied; all fields NULL when a group is empty.",
+                "mann_whitney(value, is_case [, method])",
+                "SELECT biomarker, mann_whitney(value, is_case)['p'] AS p\nFROM measurements JOIN samples USING (sample_id) GROUP BY biomarker;",
+            )
+            .with_argument("value", value)
+            .with_argument("is_case", label)
+            .with_argument(
+                "method",
+                "Optional constant: 'auto' (default), 'asymptotic' or 'exact'.",
+            )
+            .build(),
+        }
+    }
+}
+
+fn mann_whitney_fields() -> Fields {
+    Fields::from(
+        ["u", "z", "p"]
+            .map(|name| Field::new(name, DataType::Float64, true))
+            .to_vec(),
+    )
+}
+
+/// The aggregate UDF of one rank statistic.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct RankUdaf {
+    statistic: RankStatistic,
+    signature: Signature,
+}
+
+impl RankUdaf {
+    /// The UDAF computing `statistic`.
+    pub fn new(statistic: RankStatistic) -> Self {
+        Self {
+            statistic,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+
+    fn method(&self, args: &AccumulatorArgs) -> Result<Method> {
+        let Some(expr) = args.exprs.get(2) else {
+            return Ok(Method::Auto);
+        };
+        match expr.downcast_ref::<Literal>().map(Literal::value) {
+            Some(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s))) => Method::parse(s),
+            Some(ScalarValue::Utf8View(Some(s))) => Method::parse(s),
+            _ => plan_err!("mann_whitney: method must be a constant string"),
+        }
+    }
+}
+
+/// Every function of the family, for registration.
+pub fn all() -> Vec<Arc<AggregateUDF>> {
+    RankStatistic::ALL
+        .iter()
+        .map(|s| Arc::new(AggregateUDF::from(RankUdaf::new(*s))))
+        .collect()
+}
+
+impl AggregateUDFImpl for RankUdaf {
+    fn name(&self) -> &str {
+        self.statistic.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let name = self.name();
+        match (self.statistic, arg_types) {
+            (RankStatistic::MannWhitney, [value, label, method]) => {
+                if !matches!(
+                    method,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) {
+                    return plan_err!("{name}: method must be a string, got {method}");
+                }
+                let mut types = coerce_value_and_label(name, &[value.clone(), label.clone()])?;
+                types.push(DataType::Utf8);
+                Ok(types)
+            }
+            _ => coerce_value_and_label(name, arg_types),
+        }
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(match self.statistic {
+            RankStatistic::Auc => DataType::Float64,
+            RankStatistic::MannWhitney => DataType::Struct(mann_whitney_fields()),
+        })
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(RankAccumulator {
+            statistic: self.statistic,
+            method: self.method(&args)?,
+            values: GroupValues::default(),
+        }))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let list = DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)));
+        Ok(["case_values", "control_values"]
+            .iter()
+            .map(|n| {
+                Arc::new(Field::new(
+                    format_state_name(args.name, n),
+                    list.clone(),
+                    true,
+                ))
+            })
+            .collect())
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(RankGroupsAccumulator {
+            statistic: self.statistic,
+            method: self.method(&args)?,
+            groups: Vec::new(),
+            heap_bytes: 0,
+        }))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(self.statistic.documentation())
+    }
+}
+
+/// The finite values of one group's cases and controls.
+#[derive(Debug, Default, Clone)]
+struct GroupValues {
+    case: Vec<f64>,
+    control: Vec<f64>,
+}
+
+impl GroupValues {
+    fn heap_bytes(&self) -> usize {
+        (self.case.capacity() + self.control.capacity()) * size_of::<f64>()
+    }
+}
+
+fn evaluate_groups(
+    statistic: RankStatistic,
+    method: Method,
+    groups: &mut [GroupValues],
+) -> Result<ArrayRef> {
+    let sums: Vec<RankSums> = groups
+        .iter_mut()
+        .map(|g| rank_sums(&mut g.case, &mut g.control))
+        .collect();
+    if statistic == RankStatistic::Auc {
+        return Ok(Arc::new(Float64Array::from_iter(
+            sums.iter().map(RankSums::auc),
+        )));
+    }
+    let mut u = Float64Builder::with_capacity(sums.len());
+    let mut z = Float64Builder::with_capacity(sums.len());
+    let mut p = Float64Builder::with_capacity(sums.len());
+    let mut valid = Vec::with_capacity(sums.len());
+    for s in &sums {
+        if s.n_case == 0 || s.n_control == 0 {
+            u.append_null();
+            z.append_null();
+            p.append_null();
+            valid.push(false);
+            continue;
+        }
+        valid.push(true);
+        u.append_value(s.u);
+        let asymptotic = s.asymptotic();
+        z.append_option(asymptotic.map(|(z, _, _)| z));
+        let exact = match method {
+            Method::Exact => true,
+            Method::Asymptotic => false,
+            Method::Auto => auto_uses_exact(s),
+        };
+        p.append_option(if exact {
+            s.exact_p()
+        } else {
+            asymptotic.map(|(_, p, _)| p)
+        });
+    }
+    Ok(Arc::new(StructArray::try_new(
+        mann_whitney_fields(),
+        vec![
+            Arc::new(u.finish()),
+            Arc::new(z.finish()),
+            Arc::new(p.finish()),
+        ],
+        Some(NullBuffer::from(valid)),
+    )?))
+}
+
+/// Calls `f(row, value, is_case)` for the rows that count (as in the moment family).
+fn for_each_row(
+    values: &[ArrayRef],
+    filter: Option<&BooleanArray>,
+    mut f: impl FnMut(usize, f64, bool),
+) -> Result<()> {
+    let (Some(value), Some(label)) = (values.first(), values.get(1)) else {
+        return exec_err!("expected (value, is_case) arrays, got {}", values.len());
+    };
+    let value = value.as_primitive::<Float64Type>();
+    let label = label.as_boolean();
+    for row in 0..value.len() {
+        if value.is_null(row) || label.is_null(row) {
+            continue;
+        }
+        if let Some(filter) = filter
+            && !(filter.is_valid(row) && filter.value(row))
+        {
+            continue;
+        }
+        let x = value.value(row);
+        if x.is_finite() {
+            f(row, x, label.value(row));
+        }
+    }
+    Ok(())
+}
+
+/// Calls `f(row, case_values, control_values)` for each state row.
+fn for_each_state(states: &[ArrayRef], mut f: impl FnMut(usize, &[f64], &[f64])) -> Result<()> {
+    let [case, control] = states else {
+        return exec_err!("expected 2 state arrays, got {}", states.len());
+    };
+    let (case, control) = (case.as_list::<i32>(), control.as_list::<i32>());
+    for row in 0..case.len() {
+        if case.is_null(row) || control.is_null(row) {
+            continue;
+        }
+        let a = case.value(row);
+        let b = control.value(row);
+        f(
+            row,
+            a.as_primitive::<Float64Type>().values(),
+            b.as_primitive::<Float64Type>().values(),
+        );
+    }
+    Ok(())
+}
+
+fn state_arrays(groups: &[GroupValues]) -> Vec<ArrayRef> {
+    let list = |pick: fn(&GroupValues) -> &Vec<f64>| -> ArrayRef {
+        let total = groups.iter().map(|g| pick(g).len()).sum();
+        let mut builder =
+            ListBuilder::with_capacity(Float64Builder::with_capacity(total), groups.len());
+        for g in groups {
+            builder.values().append_slice(pick(g));
+            builder.append(true);
+        }
+        Arc::new(builder.finish())
+    };
+    vec![list(|g| &g.case), list(|g| &g.control)]
+}
+
+/// One group's accumulator (no GROUP BY, windows).
+#[derive(Debug)]
+struct RankAccumulator {
+    statistic: RankStatistic,
+    method: Method,
+    values: GroupValues,
+}
+
+impl Accumulator for RankAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let v = &mut self.values;
+        for_each_row(values, None, |_, x, is_case| {
+            if is_case {
+                v.case.push(x)
+            } else {
+                v.control.push(x)
+            }
+        })
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let v = &mut self.values;
+        for_each_state(states, |_, case, control| {
+            v.case.extend_from_slice(case);
+            v.control.extend_from_slice(control);
+        })
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        state_arrays(std::slice::from_ref(&self.values))
+            .iter()
+            .map(|a| ScalarValue::try_from_array(a, 0))
+            .collect()
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        // Evaluate a copy: in a window the accumulator goes on receiving rows.
+        let mut group = [self.values.clone()];
+        let array = evaluate_groups(self.statistic, self.method, &mut group)?;
+        ScalarValue::try_from_array(&array, 0)
+    }
+
+    fn size(&self) -> usize {
+        size_of::<Self>() + self.values.heap_bytes()
+    }
+}
+
+/// Every group's values (the GROUP BY path). `heap_bytes` tracks the vectors' capacity so
+/// that `size()` is exact without walking every group.
+#[derive(Debug)]
+struct RankGroupsAccumulator {
+    statistic: RankStatistic,
+    method: Method,
+    groups: Vec<GroupValues>,
+    heap_bytes: usize,
+}
+
+impl RankGroupsAccumulator {
+    fn add(&mut self, group: usize, f: impl FnOnce(&mut GroupValues)) {
+        let g = &mut self.groups[group];
+        let before = g.heap_bytes();
+        f(g);
+        self.heap_bytes = self.heap_bytes + g.heap_bytes() - before;
+    }
+}
+
+impl GroupsAccumulator for RankGroupsAccumulator {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups.resize(total_num_groups, GroupValues::default());
+        let mut rows = Vec::new();
+        for_each_row(values, opt_filter, |row, x, is_case| {
+            rows.push((row, x, is_case))
+        })?;
+        for (row, x, is_case) in rows {
+            self.add(group_indices[row], |g| {
+                if is_case {
+                    g.case.push(x)
+                } else {
+                    g.control.push(x)
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups.resize(total_num_groups, GroupValues::default());
+        let mut pending = Vec::new();
+        for_each_state(values, |row, case, control| {
+            pending.push((row, case.to_vec(), control.to_vec()))
+        })?;
+        for (row, case, control) in pending {
+            self.add(group_indices[row], |g| {
+                g.case.extend_from_slice(&case);
+                g.control.extend_from_slice(&control);
+            });
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let mut groups = emit_to.take_needed(&mut self.groups);
+        self.heap_bytes -= groups.iter().map(GroupValues::heap_bytes).sum::<usize>();
+        evaluate_groups(self.statistic, self.method, &mut groups)
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let groups = emit_to.take_needed(&mut self.groups);
+        self.heap_bytes -= groups.iter().map(GroupValues::heap_bytes).sum::<usize>();
+        Ok(state_arrays(&groups))
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let rows = values.first().map_or(0, |v| v.len());
+        let mut groups = vec![GroupValues::default(); rows];
+        for_each_row(values, opt_filter, |row, x, is_case| {
+            if is_case {
+                groups[row].case.push(x)
+            } else {
+                groups[row].control.push(x)
+            }
+        })?;
+        Ok(state_arrays(&groups))
+    }
+
+    fn size(&self) -> usize {
+        size_of::<Self>() + self.groups.capacity() * size_of::<GroupValues>() + self.heap_bytes
+    }
+}

@@ -1,0 +1,187 @@
+//! The rank statistics against exact / scipy reference values (`testdata/reference/ranks.py`
+//! → `ranks.json`), through DataFusion on the Accumulator, GroupsAccumulator and merge paths.
+//!
+//! Tolerances: the AUC and u are exact rationals with small denominators (1e-15 relative);
+//! z (mpmath, 60 digits) and the asymptotic p (scipy's normal tail) 1e-12; the exact p 1e-9:
+//! its counts pass 2^53 (C(105, 25) ≈ 1e24), so scipy's recursion and our generating
+//! function both round (they agree to ~2e-12).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use serde_json::Value;
+
+fn reference() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/reference/ranks.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn decode(v: &Value) -> Option<f64> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.parse().unwrap()),
+        other => panic!("unexpected input {other}"),
+    }
+}
+
+fn table(cases: &[Value], partitions: usize, batch: usize) -> MemTable {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("case_id", DataType::Int64, false),
+        Field::new("value", DataType::Float64, true),
+        Field::new("is_case", DataType::Boolean, true),
+    ]));
+    let mut rows = Vec::new();
+    for (id, c) in cases.iter().enumerate() {
+        for (v, l) in c["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(c["is_case"].as_array().unwrap())
+        {
+            rows.push((id as i64, decode(v), l.as_bool()));
+        }
+    }
+    let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
+    for (i, chunk) in rows.chunks(batch).enumerate() {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter_values(chunk.iter().map(|r| r.0))),
+            Arc::new(Float64Array::from_iter(chunk.iter().map(|r| r.1))),
+            Arc::new(BooleanArray::from_iter(chunk.iter().map(|r| r.2))),
+        ];
+        parts[i % partitions].push(RecordBatch::try_new(schema.clone(), columns).unwrap());
+    }
+    MemTable::try_new(schema, parts).unwrap()
+}
+
+fn close(actual: Option<f64>, expected: &Value, rel: f64, what: &str) {
+    match (actual, expected.as_f64()) {
+        (None, None) => {}
+        (Some(a), Some(e)) => {
+            let ok = if e == 0.0 {
+                a.abs() < 1e-300
+            } else {
+                ((a - e) / e).abs() <= rel
+            };
+            assert!(ok, "{what}: got {a:e}, reference {e:e}");
+        }
+        (a, _) => panic!("{what}: got {a:?}, reference {expected}"),
+    }
+}
+
+fn field(column: &ArrayRef, row: usize, name: &str) -> Option<f64> {
+    let s = column.as_struct();
+    let f = s
+        .column_by_name(name)
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    (!column.is_null(row) && !f.is_null(row)).then(|| f.value(row))
+}
+
+async fn run(partitions: usize, batch: usize, grouped: bool) {
+    let reference = reference();
+    let cases = reference["cases"].as_array().unwrap();
+    let ctx = SessionContext::new_with_config(
+        SessionConfig::new()
+            .with_target_partitions(partitions)
+            .with_batch_size(batch),
+    );
+    discern_udfs::register_all(&ctx).unwrap();
+    ctx.register_table("t", Arc::new(table(cases, partitions, batch)))
+        .unwrap();
+    let calls = "auc(value, is_case) AS auc, mann_whitney(value, is_case) AS auto, \
+                 mann_whitney(value, is_case, 'asymptotic') AS asymptotic, \
+                 mann_whitney(value, is_case, 'exact') AS exact";
+    let batches = if grouped {
+        let sql = format!("SELECT case_id, {calls} FROM t GROUP BY case_id ORDER BY case_id");
+        ctx.sql(&sql).await.unwrap().collect().await.unwrap()
+    } else {
+        let mut out = Vec::new();
+        for id in 0..cases.len() {
+            let sql = format!("SELECT {calls} FROM t WHERE case_id = {id}");
+            out.extend(ctx.sql(&sql).await.unwrap().collect().await.unwrap());
+        }
+        out
+    };
+    let all = datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    assert_eq!(all.num_rows(), cases.len());
+    let path = format!("{partitions} partitions, batches of {batch}, grouped={grouped}");
+    for (row, c) in cases.iter().enumerate() {
+        let name = c["name"].as_str().unwrap();
+        let expected = &c["expected"];
+        let auc = all.column_by_name("auc").unwrap();
+        let auc = (!auc.is_null(row)).then(|| auc.as_primitive::<Float64Type>().value(row));
+        close(
+            auc,
+            &expected["auc"],
+            1e-15,
+            &format!("auc [{name}] ({path})"),
+        );
+        for method in ["auto", "asymptotic", "exact"] {
+            let column = all.column_by_name(method).unwrap();
+            let e = &expected["mann_whitney"][method];
+            let what = format!("mann_whitney {method} [{name}] ({path})");
+            if e.is_null() {
+                assert!(column.is_null(row), "{what}: expected NULL");
+                continue;
+            }
+            close(
+                field(column, row, "u"),
+                &e["u"],
+                1e-15,
+                &format!("{what}.u"),
+            );
+            close(
+                field(column, row, "z"),
+                &e["z"],
+                1e-12,
+                &format!("{what}.z"),
+            );
+            let p_tolerance = if method == "asymptotic" { 1e-12 } else { 1e-9 };
+            close(
+                field(column, row, "p"),
+                &e["p"],
+                p_tolerance,
+                &format!("{what}.p"),
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn ranks_match_the_reference_without_group_by() {
+    run(1, 8192, false).await;
+}
+
+#[tokio::test]
+async fn ranks_match_the_reference_grouped() {
+    run(1, 8192, true).await;
+}
+
+#[tokio::test]
+async fn ranks_match_the_reference_when_partial_states_merge() {
+    run(4, 7, true).await;
+    run(3, 5, false).await;
+}
+
+#[tokio::test]
+async fn a_bad_method_is_a_plan_error() {
+    let ctx = SessionContext::new();
+    discern_udfs::register_all(&ctx).unwrap();
+    let err = match ctx.sql("SELECT mann_whitney(1.0, true, 'bogus')").await {
+        Err(e) => e.to_string(),
+        Ok(df) => df.collect().await.unwrap_err().to_string(),
+    };
+    assert!(
+        err.contains("method must be 'auto', 'asymptotic' or 'exact'"),
+        "{err}"
+    );
+}
