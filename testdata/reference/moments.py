@@ -31,20 +31,12 @@ import numpy as np
 import scipy
 import scipy.stats
 
+from common import make_case
+
 mpmath.mp.dps = 60
 rng = np.random.default_rng(20261125)
 
 
-def encode(x):
-    """Inputs as strings (Python's shortest round-trip repr), so that every reader parses the
-    exact double: some JSON number parsers are off by an ulp, which matters for 1e9 + noise."""
-    if x is None:
-        return None
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    return repr(float(x))
 
 
 def exact_moments(x):
@@ -113,10 +105,7 @@ def expected(values, labels):
 
 
 def case(name, control, cases, extra=()):
-    values = list(control) + list(cases) + [v for v, _ in extra]
-    labels = [False] * len(control) + [True] * len(cases) + [c for _, c in extra]
-    return {"name": name, "value": [encode(v) for v in values], "is_case": labels,
-            "expected": expected(values, labels)}
+    return make_case(expected, name, control, cases, extra)
 
 
 def lognormal(n, mu, sigma, digits=None):

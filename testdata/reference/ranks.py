@@ -24,18 +24,12 @@ import numpy as np
 import scipy
 import scipy.stats
 
+from common import make_case
+
 mpmath.mp.dps = 60
 rng = np.random.default_rng(7)
 
 
-def encode(x):
-    if x is None:
-        return None
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    return repr(float(x))
 
 
 def exact_auc(x1, x0):
@@ -91,10 +85,7 @@ def expected(values, labels):
 
 
 def case(name, control, cases, extra=()):
-    values = list(control) + list(cases) + [v for v, _ in extra]
-    labels = [False] * len(control) + [True] * len(cases) + [c for _, c in extra]
-    return {"name": name, "value": [encode(v) for v in values], "is_case": labels,
-            "expected": expected(values, labels)}
+    return make_case(expected, name, control, cases, extra)
 
 
 def rounded(v, digits):

@@ -15,6 +15,7 @@ mod docs;
 pub mod kernels;
 pub mod moments;
 pub mod ranks;
+mod two_group;
 
 /// Every scalar function of the catalog.
 pub fn all_scalar_functions() -> Vec<Arc<ScalarUDF>> {

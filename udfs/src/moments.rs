@@ -17,7 +17,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, UInt64Type};
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
@@ -29,6 +29,7 @@ use crate::docs::{SECTION, doc};
 use crate::kernels::moments::{
     Moments, TTest, TwoGroups, cohens_d, fold_change, hedges_g, log2_fold_change, student, welch,
 };
+use crate::two_group::{coerce_value_and_label, for_each_row};
 
 /// Which statistic a moment aggregate returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -203,23 +204,6 @@ pub fn all() -> Vec<Arc<AggregateUDF>> {
         .collect()
 }
 
-/// Checks `(value, is_case)` argument types: numeric value, BOOLEAN label.
-pub(crate) fn coerce_value_and_label(name: &str, types: &[DataType]) -> Result<Vec<DataType>> {
-    let [value, label] = types else {
-        return plan_err!(
-            "{name}(value, is_case) takes 2 arguments, got {}",
-            types.len()
-        );
-    };
-    if !(value.is_numeric() || value.is_null()) {
-        return plan_err!("{name}: value must be numeric, got {value}");
-    }
-    if !matches!(label, DataType::Boolean | DataType::Null) {
-        return plan_err!("{name}: is_case must be BOOLEAN (true = case), got {label}");
-    }
-    Ok(vec![DataType::Float64, DataType::Boolean])
-}
-
 impl AggregateUDFImpl for MomentUdaf {
     fn name(&self) -> &str {
         self.statistic.name()
@@ -287,35 +271,6 @@ const STATE_FIELDS: [(&str, DataType); 8] = [
     ("mean_lo_case", DataType::Float64),
     ("m2_case", DataType::Float64),
 ];
-
-/// Calls `f(row, value, is_case)` for every row that counts: value and label non-NULL, value
-/// finite, and the filter (if any) true.
-fn for_each_row(
-    values: &[ArrayRef],
-    filter: Option<&BooleanArray>,
-    mut f: impl FnMut(usize, f64, bool),
-) -> Result<()> {
-    let (Some(value), Some(label)) = (values.first(), values.get(1)) else {
-        return exec_err!("expected (value, is_case) arrays, got {}", values.len());
-    };
-    let value = value.as_primitive::<Float64Type>();
-    let label = label.as_boolean();
-    for row in 0..value.len() {
-        if value.is_null(row) || label.is_null(row) {
-            continue;
-        }
-        if let Some(filter) = filter
-            && !(filter.is_valid(row) && filter.value(row))
-        {
-            continue;
-        }
-        let x = value.value(row);
-        if x.is_finite() {
-            f(row, x, label.value(row));
-        }
-    }
-    Ok(())
-}
 
 /// Reads the state arrays written by [`state_arrays`]; calls `f(row, state)`.
 fn for_each_state(states: &[ArrayRef], mut f: impl FnMut(usize, TwoGroups)) -> Result<()> {

@@ -27,7 +27,7 @@ use datafusion::physical_expr::expressions::Literal;
 
 use crate::docs::{SECTION, doc};
 use crate::kernels::ranks::{RankSums, auto_uses_exact, rank_sums};
-use crate::moments::coerce_value_and_label;
+use crate::two_group::{coerce_value_and_label, for_each_row};
 
 /// How `mann_whitney` computes its p-value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -313,34 +313,6 @@ fn evaluate_groups(
         ],
         Some(NullBuffer::from(valid)),
     )?))
-}
-
-/// Calls `f(row, value, is_case)` for the rows that count (as in the moment family).
-fn for_each_row(
-    values: &[ArrayRef],
-    filter: Option<&BooleanArray>,
-    mut f: impl FnMut(usize, f64, bool),
-) -> Result<()> {
-    let (Some(value), Some(label)) = (values.first(), values.get(1)) else {
-        return exec_err!("expected (value, is_case) arrays, got {}", values.len());
-    };
-    let value = value.as_primitive::<Float64Type>();
-    let label = label.as_boolean();
-    for row in 0..value.len() {
-        if value.is_null(row) || label.is_null(row) {
-            continue;
-        }
-        if let Some(filter) = filter
-            && !(filter.is_valid(row) && filter.value(row))
-        {
-            continue;
-        }
-        let x = value.value(row);
-        if x.is_finite() {
-            f(row, x, label.value(row));
-        }
-    }
-    Ok(())
 }
 
 /// Calls `f(row, case_values, control_values)` for each state row.

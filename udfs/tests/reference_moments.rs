@@ -9,63 +9,16 @@
 //! (where scipy's own t is off by 5e-7) and p-values that underflow (ln p down to −17934).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
-use datafusion::datasource::MemTable;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use serde_json::Value;
 
 const REL: f64 = 1e-12;
-
-fn reference() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../testdata/reference/moments.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Inputs are decimal strings (std's parser is correctly rounded, so every double is exact),
-/// "NaN", "Infinity", "-Infinity", or null for NULL.
-fn decode(v: &Value) -> Option<f64> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.parse().unwrap()),
-        other => panic!("unexpected input {other}"),
-    }
-}
-
-/// All cases in one table: (case_id, value, is_case), split into `partitions` partitions of
-/// batches of at most `batch` rows.
-fn table(cases: &[Value], partitions: usize, batch: usize) -> MemTable {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("case_id", DataType::Int64, false),
-        Field::new("value", DataType::Float64, true),
-        Field::new("is_case", DataType::Boolean, true),
-    ]));
-    let mut rows = Vec::new();
-    for (id, c) in cases.iter().enumerate() {
-        let values = c["value"].as_array().unwrap();
-        let labels = c["is_case"].as_array().unwrap();
-        for (v, l) in values.iter().zip(labels) {
-            rows.push((id as i64, decode(v), l.as_bool()));
-        }
-    }
-    let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
-    for (i, chunk) in rows.chunks(batch).enumerate() {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from_iter_values(chunk.iter().map(|r| r.0))),
-            Arc::new(Float64Array::from_iter(chunk.iter().map(|r| r.1))),
-            Arc::new(BooleanArray::from_iter(chunk.iter().map(|r| r.2))),
-        ];
-        parts[i % partitions].push(RecordBatch::try_new(schema.clone(), columns).unwrap());
-    }
-    MemTable::try_new(schema, parts).unwrap()
-}
 
 fn close(actual: f64, expected: f64, what: &str) {
     let ok = if expected == 0.0 {
@@ -123,14 +76,14 @@ const FUNCTIONS: [&str; 6] = [
 ];
 
 async fn run(partitions: usize, batch: usize, grouped: bool) {
-    let reference = reference();
+    let reference = common::reference("moments.json");
     let cases = reference["cases"].as_array().unwrap();
     let config = SessionConfig::new()
         .with_target_partitions(partitions)
         .with_batch_size(batch);
     let ctx = SessionContext::new_with_config(config);
     discern_udfs::register_all(&ctx).unwrap();
-    ctx.register_table("t", Arc::new(table(cases, partitions, batch)))
+    ctx.register_table("t", Arc::new(common::table(cases, partitions, batch)))
         .unwrap();
     let calls: Vec<String> = FUNCTIONS
         .iter()

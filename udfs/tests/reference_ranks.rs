@@ -7,60 +7,14 @@
 //! function both round (they agree to ~2e-12).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
-use datafusion::datasource::MemTable;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::Float64Type;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use serde_json::Value;
-
-fn reference() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../testdata/reference/ranks.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn decode(v: &Value) -> Option<f64> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.parse().unwrap()),
-        other => panic!("unexpected input {other}"),
-    }
-}
-
-fn table(cases: &[Value], partitions: usize, batch: usize) -> MemTable {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("case_id", DataType::Int64, false),
-        Field::new("value", DataType::Float64, true),
-        Field::new("is_case", DataType::Boolean, true),
-    ]));
-    let mut rows = Vec::new();
-    for (id, c) in cases.iter().enumerate() {
-        for (v, l) in c["value"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(c["is_case"].as_array().unwrap())
-        {
-            rows.push((id as i64, decode(v), l.as_bool()));
-        }
-    }
-    let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
-    for (i, chunk) in rows.chunks(batch).enumerate() {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from_iter_values(chunk.iter().map(|r| r.0))),
-            Arc::new(Float64Array::from_iter(chunk.iter().map(|r| r.1))),
-            Arc::new(BooleanArray::from_iter(chunk.iter().map(|r| r.2))),
-        ];
-        parts[i % partitions].push(RecordBatch::try_new(schema.clone(), columns).unwrap());
-    }
-    MemTable::try_new(schema, parts).unwrap()
-}
 
 fn close(actual: Option<f64>, expected: &Value, rel: f64, what: &str) {
     match (actual, expected.as_f64()) {
@@ -87,7 +41,7 @@ fn field(column: &ArrayRef, row: usize, name: &str) -> Option<f64> {
 }
 
 async fn run(partitions: usize, batch: usize, grouped: bool) {
-    let reference = reference();
+    let reference = common::reference("ranks.json");
     let cases = reference["cases"].as_array().unwrap();
     let ctx = SessionContext::new_with_config(
         SessionConfig::new()
@@ -95,7 +49,7 @@ async fn run(partitions: usize, batch: usize, grouped: bool) {
             .with_batch_size(batch),
     );
     discern_udfs::register_all(&ctx).unwrap();
-    ctx.register_table("t", Arc::new(table(cases, partitions, batch)))
+    ctx.register_table("t", Arc::new(common::table(cases, partitions, batch)))
         .unwrap();
     let calls = "auc(value, is_case) AS auc, mann_whitney(value, is_case) AS auto, \
                  mann_whitney(value, is_case, 'asymptotic') AS asymptotic, \
