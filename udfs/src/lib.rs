@@ -10,6 +10,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
+pub mod adjust;
 pub mod distributions;
 mod docs;
 pub mod kernels;
@@ -31,7 +32,7 @@ pub fn all_aggregate_functions() -> Vec<Arc<AggregateUDF>> {
 
 /// Every window function of the catalog.
 pub fn all_window_functions() -> Vec<Arc<WindowUDF>> {
-    Vec::new()
+    adjust::all()
 }
 
 /// Registers every function of the catalog with a session.

@@ -14,11 +14,17 @@ async fn every_function_is_documented_in_information_schema() {
     let mut names = BTreeSet::new();
     let scalar = discern_udfs::all_scalar_functions();
     let aggregate = discern_udfs::all_aggregate_functions();
+    let window = discern_udfs::all_window_functions();
     let docs = scalar
         .iter()
         .map(|f| (f.name().to_string(), f.documentation().cloned()))
         .chain(
             aggregate
+                .iter()
+                .map(|f| (f.name().to_string(), f.documentation().cloned())),
+        )
+        .chain(
+            window
                 .iter()
                 .map(|f| (f.name().to_string(), f.documentation().cloned())),
         );

@@ -1,5 +1,6 @@
 //! Pure numeric kernels: no Arrow, no DataFusion. The SQL functions wrap these.
 
+pub mod adjust;
 pub mod distributions;
 pub mod moments;
 pub mod ranks;
