@@ -544,3 +544,47 @@ fn help_states_the_memory_default() {
         out.stdout
     );
 }
+
+#[test]
+fn the_discrimination_report_runs_on_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.csv");
+    let report = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sql/reports/discrimination.sql"
+    );
+    run(discern()
+        .args(["query", "-f", report, "--output"])
+        .arg(&out))
+    .ok();
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), demo_data::DEFAULT.biomarkers);
+    // Ordered by |AUC − 0.5|, and the biomarkers the generator shifted come first.
+    let distance: Vec<f64> = rows
+        .iter()
+        .map(|r| (r[col("auc")].parse::<f64>().unwrap() - 0.5).abs())
+        .collect();
+    assert!(distance.windows(2).all(|w| w[0] >= w[1]), "{distance:?}");
+    let top: Vec<&str> = rows[..4].iter().map(|r| r[col("biomarker")]).collect();
+    for shifted in ["zinc", "ferritin", "urea"] {
+        assert!(
+            top.contains(&shifted),
+            "{shifted} not in the top 4: {top:?}"
+        );
+    }
+    for r in &rows {
+        let p: f64 = r[col("mann_whitney_p")].parse().unwrap();
+        let q: f64 = r[col("mann_whitney_q")].parse().unwrap();
+        let (lo, auc, hi): (f64, f64, f64) = (
+            r[col("auc_lower")].parse().unwrap(),
+            r[col("auc")].parse().unwrap(),
+            r[col("auc_upper")].parse().unwrap(),
+        );
+        assert!(p <= q && q <= 1.0, "{r:?}");
+        assert!(0.0 <= lo && lo <= auc && auc <= hi && hi <= 1.0, "{r:?}");
+    }
+}

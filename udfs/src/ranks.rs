@@ -26,8 +26,16 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::expressions::Literal;
 
 use crate::docs::{SECTION, doc};
-use crate::kernels::ranks::{RankSums, auto_uses_exact, rank_sums};
+use crate::kernels::distributions::normal_quantile;
+use crate::kernels::ranks::{RankSums, auto_uses_exact, delong_variance, rank_sums};
 use crate::two_group::{coerce_value_and_label, for_each_row};
+
+/// The constant options of a rank aggregate.
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    method: Method,
+    level: f64,
+}
 
 /// How `mann_whitney` computes its p-value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,17 +68,24 @@ pub enum RankStatistic {
     Auc,
     /// `mann_whitney(value, is_case [, method])` → {u, z, p}
     MannWhitney,
+    /// `auc_ci(value, is_case [, level])` → {auc, se, lower, upper}
+    AucCi,
 }
 
 impl RankStatistic {
     /// Every statistic of the family.
-    pub const ALL: [RankStatistic; 2] = [RankStatistic::Auc, RankStatistic::MannWhitney];
+    pub const ALL: [RankStatistic; 3] = [
+        RankStatistic::Auc,
+        RankStatistic::MannWhitney,
+        RankStatistic::AucCi,
+    ];
 
     /// The SQL name.
     pub fn name(self) -> &'static str {
         match self {
             RankStatistic::Auc => "auc",
             RankStatistic::MannWhitney => "mann_whitney",
+            RankStatistic::AucCi => "auc_ci",
         }
     }
 
@@ -80,6 +95,7 @@ impl RankStatistic {
         match self {
             RankStatistic::Auc => &docs[0],
             RankStatistic::MannWhitney => &docs[1],
+            RankStatistic::AucCi => &docs[2],
         }
     }
 
@@ -100,6 +116,24 @@ impl RankStatistic {
             )
             .with_argument("value", value)
             .with_argument("is_case", label)
+            .build(),
+            RankStatistic::AucCi => doc(
+                SECTION,
+                "The AUC with DeLong's standard error and a Wald confidence interval clipped \
+                 to [0, 1], as pROC's ci.auc(method = 'delong') does: se² = s²(V10)/n_case + \
+                 s²(V01)/n_control from the placement values (midranks for ties; DeLong et al. \
+                 1988, computed in O(n log n) as Sun & Xu 2014), interval auc ± z·se with z \
+                 the (1 + level)/2 normal quantile. se, lower and upper are NULL when a group \
+                 has a single value; all fields NULL when a group is empty.",
+                "auc_ci(value, is_case [, level])",
+                "SELECT biomarker, auc_ci(value, is_case)['lower'] AS lower\nFROM measurements JOIN samples USING (sample_id) GROUP BY biomarker;",
+            )
+            .with_argument("value", value)
+            .with_argument("is_case", label)
+            .with_argument(
+                "level",
+                "Optional constant confidence level in (0, 1); default 0.95.",
+            )
             .build(),
             RankStatistic::MannWhitney => doc(
                 SECTION,
@@ -129,6 +163,14 @@ impl RankStatistic {
     }
 }
 
+fn auc_ci_fields() -> Fields {
+    Fields::from(
+        ["auc", "se", "lower", "upper"]
+            .map(|name| Field::new(name, DataType::Float64, true))
+            .to_vec(),
+    )
+}
+
 fn mann_whitney_fields() -> Fields {
     Fields::from(
         ["u", "z", "p"]
@@ -153,15 +195,39 @@ impl RankUdaf {
         }
     }
 
-    fn method(&self, args: &AccumulatorArgs) -> Result<Method> {
-        let Some(expr) = args.exprs.get(2) else {
-            return Ok(Method::Auto);
+    /// The optional third argument: mann_whitney's method or auc_ci's level.
+    fn options(&self, args: &AccumulatorArgs) -> Result<Options> {
+        let mut options = Options {
+            method: Method::Auto,
+            level: 0.95,
         };
-        match expr.downcast_ref::<Literal>().map(Literal::value) {
-            Some(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s))) => Method::parse(s),
-            Some(ScalarValue::Utf8View(Some(s))) => Method::parse(s),
-            _ => plan_err!("mann_whitney: method must be a constant string"),
+        let Some(expr) = args.exprs.get(2) else {
+            return Ok(options);
+        };
+        let value = expr.downcast_ref::<Literal>().map(Literal::value);
+        match (self.statistic, value) {
+            (
+                RankStatistic::MannWhitney,
+                Some(
+                    ScalarValue::Utf8(Some(s))
+                    | ScalarValue::LargeUtf8(Some(s))
+                    | ScalarValue::Utf8View(Some(s)),
+                ),
+            ) => options.method = Method::parse(s)?,
+            (RankStatistic::MannWhitney, _) => {
+                return plan_err!("mann_whitney: method must be a constant string");
+            }
+            (RankStatistic::AucCi, Some(ScalarValue::Float64(Some(level))))
+                if *level > 0.0 && *level < 1.0 =>
+            {
+                options.level = *level
+            }
+            (RankStatistic::AucCi, _) => {
+                return plan_err!("auc_ci: level must be a constant in (0, 1)");
+            }
+            (RankStatistic::Auc, _) => return plan_err!("auc takes 2 arguments"),
         }
+        Ok(options)
     }
 }
 
@@ -196,6 +262,14 @@ impl AggregateUDFImpl for RankUdaf {
                 types.push(DataType::Utf8);
                 Ok(types)
             }
+            (RankStatistic::AucCi, [value, label, level]) => {
+                if !level.is_numeric() {
+                    return plan_err!("{name}: level must be numeric, got {level}");
+                }
+                let mut types = coerce_value_and_label(name, &[value.clone(), label.clone()])?;
+                types.push(DataType::Float64);
+                Ok(types)
+            }
             _ => coerce_value_and_label(name, arg_types),
         }
     }
@@ -204,13 +278,14 @@ impl AggregateUDFImpl for RankUdaf {
         Ok(match self.statistic {
             RankStatistic::Auc => DataType::Float64,
             RankStatistic::MannWhitney => DataType::Struct(mann_whitney_fields()),
+            RankStatistic::AucCi => DataType::Struct(auc_ci_fields()),
         })
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(Box::new(RankAccumulator {
             statistic: self.statistic,
-            method: self.method(&args)?,
+            options: self.options(&args)?,
             values: GroupValues::default(),
         }))
     }
@@ -239,7 +314,7 @@ impl AggregateUDFImpl for RankUdaf {
     ) -> Result<Box<dyn GroupsAccumulator>> {
         Ok(Box::new(RankGroupsAccumulator {
             statistic: self.statistic,
-            method: self.method(&args)?,
+            options: self.options(&args)?,
             groups: Vec::new(),
             heap_bytes: 0,
         }))
@@ -265,18 +340,24 @@ impl GroupValues {
 
 fn evaluate_groups(
     statistic: RankStatistic,
-    method: Method,
+    options: Options,
     groups: &mut [GroupValues],
 ) -> Result<ArrayRef> {
+    // rank_sums sorts each group's values in place, which delong_variance relies on.
     let sums: Vec<RankSums> = groups
         .iter_mut()
         .map(|g| rank_sums(&mut g.case, &mut g.control))
         .collect();
-    if statistic == RankStatistic::Auc {
-        return Ok(Arc::new(Float64Array::from_iter(
-            sums.iter().map(RankSums::auc),
-        )));
+    match statistic {
+        RankStatistic::Auc => {
+            return Ok(Arc::new(Float64Array::from_iter(
+                sums.iter().map(RankSums::auc),
+            )));
+        }
+        RankStatistic::AucCi => return auc_ci_array(&sums, groups, options.level),
+        RankStatistic::MannWhitney => {}
     }
+    let method = options.method;
     let mut u = Float64Builder::with_capacity(sums.len());
     let mut z = Float64Builder::with_capacity(sums.len());
     let mut p = Float64Builder::with_capacity(sums.len());
@@ -311,6 +392,34 @@ fn evaluate_groups(
             Arc::new(z.finish()),
             Arc::new(p.finish()),
         ],
+        Some(NullBuffer::from(valid)),
+    )?))
+}
+
+/// {auc, se, lower, upper} per group; the groups' values must be sorted.
+fn auc_ci_array(sums: &[RankSums], groups: &[GroupValues], level: f64) -> Result<ArrayRef> {
+    let z = normal_quantile(0.5 + level / 2.0);
+    let mut columns: [Float64Builder; 4] = Default::default();
+    let mut valid = Vec::with_capacity(sums.len());
+    for (s, g) in sums.iter().zip(groups) {
+        let auc = s.auc();
+        valid.push(auc.is_some());
+        let se = delong_variance(&g.case, &g.control).map(|v| v.max(0.0).sqrt());
+        let interval = auc
+            .zip(se)
+            .map(|(a, se)| ((a - z * se).clamp(0.0, 1.0), (a + z * se).clamp(0.0, 1.0)));
+        columns[0].append_option(auc);
+        columns[1].append_option(se.filter(|_| auc.is_some()));
+        columns[2].append_option(interval.map(|i| i.0));
+        columns[3].append_option(interval.map(|i| i.1));
+    }
+    let arrays: Vec<ArrayRef> = columns
+        .iter_mut()
+        .map(|b| Arc::new(b.finish()) as ArrayRef)
+        .collect();
+    Ok(Arc::new(StructArray::try_new(
+        auc_ci_fields(),
+        arrays,
         Some(NullBuffer::from(valid)),
     )?))
 }
@@ -354,7 +463,7 @@ fn state_arrays(groups: &[GroupValues]) -> Vec<ArrayRef> {
 #[derive(Debug)]
 struct RankAccumulator {
     statistic: RankStatistic,
-    method: Method,
+    options: Options,
     values: GroupValues,
 }
 
@@ -388,7 +497,7 @@ impl Accumulator for RankAccumulator {
     fn evaluate(&mut self) -> Result<ScalarValue> {
         // Evaluate a copy: in a window the accumulator goes on receiving rows.
         let mut group = [self.values.clone()];
-        let array = evaluate_groups(self.statistic, self.method, &mut group)?;
+        let array = evaluate_groups(self.statistic, self.options, &mut group)?;
         ScalarValue::try_from_array(&array, 0)
     }
 
@@ -402,7 +511,7 @@ impl Accumulator for RankAccumulator {
 #[derive(Debug)]
 struct RankGroupsAccumulator {
     statistic: RankStatistic,
-    method: Method,
+    options: Options,
     groups: Vec<GroupValues>,
     heap_bytes: usize,
 }
@@ -464,7 +573,7 @@ impl GroupsAccumulator for RankGroupsAccumulator {
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let mut groups = emit_to.take_needed(&mut self.groups);
         self.heap_bytes -= groups.iter().map(GroupValues::heap_bytes).sum::<usize>();
-        evaluate_groups(self.statistic, self.method, &mut groups)
+        evaluate_groups(self.statistic, self.options, &mut groups)
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {

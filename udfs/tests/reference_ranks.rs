@@ -1,6 +1,7 @@
 //! The rank statistics against exact / scipy reference values (`testdata/reference/ranks.py`
 //! → `ranks.json`), through DataFusion on the Accumulator, GroupsAccumulator and merge paths.
 //!
+//! auc_ci is checked against DeLong's definition evaluated in exact rationals (1e-12).
 //! Tolerances: the AUC and u are exact rationals with small denominators (1e-15 relative);
 //! z (mpmath, 60 digits) and the asymptotic p (scipy's normal tail) 1e-12; the exact p 1e-9:
 //! its counts pass 2^53 (C(105, 25) ≈ 1e24), so scipy's recursion and our generating
@@ -53,7 +54,8 @@ async fn run(partitions: usize, batch: usize, grouped: bool) {
         .unwrap();
     let calls = "auc(value, is_case) AS auc, mann_whitney(value, is_case) AS auto, \
                  mann_whitney(value, is_case, 'asymptotic') AS asymptotic, \
-                 mann_whitney(value, is_case, 'exact') AS exact";
+                 mann_whitney(value, is_case, 'exact') AS exact, \
+                 auc_ci(value, is_case) AS ci95, auc_ci(value, is_case, 0.8) AS ci80";
     let batches = if grouped {
         let sql = format!("SELECT case_id, {calls} FROM t GROUP BY case_id ORDER BY case_id");
         ctx.sql(&sql).await.unwrap().collect().await.unwrap()
@@ -79,6 +81,18 @@ async fn run(partitions: usize, batch: usize, grouped: bool) {
             1e-15,
             &format!("auc [{name}] ({path})"),
         );
+        for (column, level) in [("ci95", "0.95"), ("ci80", "0.8")] {
+            let column = all.column_by_name(column).unwrap();
+            let e = &expected["auc_ci"][level];
+            let what = format!("auc_ci {level} [{name}] ({path})");
+            if e.is_null() {
+                assert!(column.is_null(row), "{what}: expected NULL");
+                continue;
+            }
+            for f in ["auc", "se", "lower", "upper"] {
+                close(field(column, row, f), &e[f], 1e-12, &format!("{what}.{f}"));
+            }
+        }
         for method in ["auto", "asymptotic", "exact"] {
             let column = all.column_by_name(method).unwrap();
             let e = &expected["mann_whitney"][method];
