@@ -15,6 +15,7 @@ pub mod distributions;
 mod docs;
 pub mod kernels;
 pub mod moments;
+pub mod paired;
 pub mod ranks;
 mod two_group;
 
@@ -27,6 +28,7 @@ pub fn all_scalar_functions() -> Vec<Arc<ScalarUDF>> {
 pub fn all_aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     let mut functions = moments::all();
     functions.extend(ranks::all());
+    functions.extend(paired::all());
     functions
 }
 

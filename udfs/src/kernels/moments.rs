@@ -206,6 +206,16 @@ pub fn hedges_g(g: &TwoGroups) -> Option<f64> {
     Some(cohens_d(g)? * ln_j.exp())
 }
 
+/// The one-sample t test of mean = 0 (scipy `ttest_1samp(x, 0)`, R `t.test(x)`), used for
+/// paired differences: t = mean / (s / √n), df = n − 1. None when n < 2 or s = 0.
+pub fn one_sample(m: &Moments) -> Option<TTest> {
+    let variance = m.variance()?;
+    if variance <= 0.0 {
+        return None;
+    }
+    t_test(m.mean() / (variance / m.n as f64).sqrt(), (m.n - 1) as f64)
+}
+
 /// mean₁ / mean₀. None when a group is empty or the control mean is 0.
 pub fn fold_change(g: &TwoGroups) -> Option<f64> {
     (g.control.n >= 1 && g.case.n >= 1 && g.control.mean() != 0.0)
