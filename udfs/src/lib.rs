@@ -11,12 +11,15 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
 pub mod adjust;
+pub mod contingency;
 pub mod distributions;
 mod docs;
 pub mod kernels;
 pub mod moments;
 pub mod paired;
 pub mod ranks;
+pub mod roc;
+mod state;
 mod two_group;
 
 /// Every scalar function of the catalog.
@@ -29,6 +32,8 @@ pub fn all_aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     let mut functions = moments::all();
     functions.extend(ranks::all());
     functions.extend(paired::all());
+    functions.extend(contingency::all());
+    functions.extend(roc::all());
     functions
 }
 

@@ -1,112 +1,72 @@
-//! Paired designs: `paired_t_test(diff)`.
+//! Paired designs: `paired_t_test(diff)` and `wilcoxon_signed_rank(diff [, method])`.
 //!
 //! The argument is the within-pair difference (case minus its matched control, or after minus
 //! before), so a matched design is `paired_t_test(case_value - control_value)` over the pairs.
-//! NULL, NaN and infinite differences are skipped; fewer than 2 differences, or differences
-//! that are all equal, give NULL.
+//! NULL, NaN and infinite differences are skipped.
+//!
+//! `paired_t_test` keeps (n, mean, M2), which merges exactly; `wilcoxon_signed_rank` ranks
+//! the differences, so it keeps them (a LIST<DOUBLE> between partitions).
 
 use std::mem::size_of;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, StructArray, UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Float64Builder, ListBuilder, UInt64Array,
 };
-use datafusion::arrow::buffer::NullBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, UInt64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
-    Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature,
+    Volatility,
 };
 
 use crate::docs::{SECTION, doc};
-use crate::kernels::moments::{Moments, TTest, one_sample};
+use crate::kernels::moments::{Moments, one_sample};
+use crate::kernels::signed_rank::{SignedRankMethod, signed_rank};
+use crate::state::{
+    Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator, float_fields, float_struct,
+    literal, passes,
+};
 
-/// The `paired_t_test` aggregate.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct PairedTTest {
-    signature: Signature,
+/// Which paired test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PairedTest {
+    /// `paired_t_test(diff)` → {statistic, p}
+    TTest,
+    /// `wilcoxon_signed_rank(diff [, method])` → {statistic, p}
+    SignedRank,
 }
 
-impl Default for PairedTTest {
-    fn default() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+const FIELDS: [&str; 2] = ["statistic", "p"];
 
-/// The functions of this family, for registration.
-pub fn all() -> Vec<Arc<AggregateUDF>> {
-    vec![Arc::new(AggregateUDF::from(PairedTTest::default()))]
-}
+impl PairedTest {
+    /// Every test of the family.
+    pub const ALL: [PairedTest; 2] = [PairedTest::TTest, PairedTest::SignedRank];
 
-fn fields() -> Fields {
-    Fields::from(vec![
-        Field::new("statistic", DataType::Float64, true),
-        Field::new("p", DataType::Float64, true),
-    ])
-}
-
-const STATE: [(&str, DataType); 4] = [
-    ("n", DataType::UInt64),
-    ("mean", DataType::Float64),
-    ("mean_lo", DataType::Float64),
-    ("m2", DataType::Float64),
-];
-
-impl AggregateUDFImpl for PairedTTest {
-    fn name(&self) -> &str {
-        "paired_t_test"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        match arg_types {
-            [t] if t.is_numeric() || t.is_null() => Ok(vec![DataType::Float64]),
-            [t] => plan_err!("paired_t_test: diff must be numeric, got {t}"),
-            _ => plan_err!(
-                "paired_t_test(diff) takes 1 argument, got {}",
-                arg_types.len()
-            ),
+    /// The SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PairedTest::TTest => "paired_t_test",
+            PairedTest::SignedRank => "wilcoxon_signed_rank",
         }
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Struct(fields()))
+    fn documentation(self) -> &'static Documentation {
+        static DOCS: OnceLock<[Documentation; 2]> = OnceLock::new();
+        let docs = DOCS.get_or_init(|| PairedTest::ALL.map(PairedTest::build_doc));
+        match self {
+            PairedTest::TTest => &docs[0],
+            PairedTest::SignedRank => &docs[1],
+        }
     }
 
-    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(PairedAccumulator::default()))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(STATE
-            .iter()
-            .map(|(n, t)| Arc::new(Field::new(format_state_name(args.name, n), t.clone(), true)))
-            .collect())
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        _args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(PairedGroupsAccumulator::default()))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        static DOC: OnceLock<Documentation> = OnceLock::new();
-        Some(DOC.get_or_init(|| {
-            doc(
+    fn build_doc(self) -> Documentation {
+        let diff =
+            "The within-pair difference (numeric). NULL, NaN and infinite values are skipped.";
+        match self {
+            PairedTest::TTest => doc(
                 SECTION,
                 "Paired t test of the within-pair differences against 0, two-sided: \
                  statistic = mean(diff) / (sd(diff) / sqrt(n)) with n − 1 degrees of freedom. \
@@ -115,172 +75,307 @@ impl AggregateUDFImpl for PairedTTest {
                 "paired_t_test(diff)",
                 "SELECT biomarker, paired_t_test(after - before)['p'] AS p\nFROM visits GROUP BY biomarker;",
             )
-            .with_argument(
-                "diff",
-                "The within-pair difference (numeric). NULL, NaN and infinite values are skipped.",
+            .with_argument("diff", diff)
+            .build(),
+            PairedTest::SignedRank => doc(
+                SECTION,
+                "Wilcoxon signed-rank test of the within-pair differences against 0, \
+                 two-sided, as R's wilcox.test(diff, mu = 0, correct = TRUE): zero \
+                 differences are dropped, |diff| ranked with midranks for ties, statistic = \
+                 V, the sum of the ranks of the positive differences (R's V; scipy reports \
+                 min(V⁺, V⁻) instead). 'exact' uses the exact null distribution of V; like R \
+                 it falls back to the normal approximation when there are ties or zeros. \
+                 'asymptotic': z = (V − n(n+1)/4 − ½·sign) / σ with the tie-corrected σ² = \
+                 n(n+1)(2n+1)/24 − Σ(t³ − t)/48. 'auto' (default) is R's rule: exact below \
+                 50 non-zero differences without ties or zeros. NULL when every difference \
+                 is 0.",
+                "wilcoxon_signed_rank(diff [, method])",
+                "SELECT biomarker, wilcoxon_signed_rank(case_value - control_value)['p'] AS p\nFROM matched_pairs GROUP BY biomarker;",
             )
-            .build()
-        }))
+            .with_argument("diff", diff)
+            .with_argument(
+                "method",
+                "Optional constant: 'auto' (default), 'exact' or 'asymptotic'.",
+            )
+            .build(),
+        }
     }
 }
 
-fn push_values(
+/// The aggregate UDF of one paired test.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct PairedUdaf {
+    test: PairedTest,
+    signature: Signature,
+}
+
+impl PairedUdaf {
+    /// The UDAF computing `test`.
+    pub fn new(test: PairedTest) -> Self {
+        Self {
+            test,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+
+    fn method(&self, args: &AccumulatorArgs) -> Result<SignedRankMethod> {
+        if args.exprs.len() < 2 {
+            return Ok(SignedRankMethod::Auto);
+        }
+        match literal(args, 1) {
+            Some(
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::LargeUtf8(Some(s))
+                | ScalarValue::Utf8View(Some(s)),
+            ) => match s.to_ascii_lowercase().as_str() {
+                "auto" => Ok(SignedRankMethod::Auto),
+                "exact" => Ok(SignedRankMethod::Exact),
+                "asymptotic" => Ok(SignedRankMethod::Asymptotic),
+                other => plan_err!(
+                    "wilcoxon_signed_rank: method must be 'auto', 'exact' or 'asymptotic', got '{other}'"
+                ),
+            },
+            _ => plan_err!("wilcoxon_signed_rank: method must be a constant string"),
+        }
+    }
+
+    fn t_test() -> Evaluate<Moments> {
+        Evaluate::new(|groups: &mut [Moments]| {
+            float_struct(
+                &FIELDS,
+                groups
+                    .iter()
+                    .map(|m| one_sample(m).map(|t| [Some(t.t), Some(t.p)])),
+            )
+        })
+    }
+
+    fn signed_rank(method: SignedRankMethod) -> Evaluate<Diffs> {
+        Evaluate::new(move |groups: &mut [Diffs]| {
+            float_struct(
+                &FIELDS,
+                groups
+                    .iter_mut()
+                    .map(|g| signed_rank(&mut g.0, method).map(|r| [Some(r.statistic), Some(r.p)])),
+            )
+        })
+    }
+}
+
+/// Every function of the family, for registration.
+pub fn all() -> Vec<Arc<AggregateUDF>> {
+    PairedTest::ALL
+        .iter()
+        .map(|t| Arc::new(AggregateUDF::from(PairedUdaf::new(*t))))
+        .collect()
+}
+
+impl AggregateUDFImpl for PairedUdaf {
+    fn name(&self) -> &str {
+        self.test.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let name = self.name();
+        if let Some(d) = arg_types.first()
+            && !(d.is_numeric() || d.is_null())
+        {
+            return plan_err!("{name}: diff must be numeric, got {d}");
+        }
+        match (self.test, arg_types) {
+            (_, [_]) => Ok(vec![DataType::Float64]),
+            (PairedTest::SignedRank, [_, m]) => {
+                if !matches!(m, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+                    return plan_err!("{name}: method must be a string, got {m}");
+                }
+                Ok(vec![DataType::Float64, DataType::Utf8])
+            }
+            (PairedTest::SignedRank, _) => plan_err!(
+                "{name}(diff [, method]) takes 1 or 2 arguments, got {}",
+                arg_types.len()
+            ),
+            (PairedTest::TTest, _) => {
+                plan_err!("{name}(diff) takes 1 argument, got {}", arg_types.len())
+            }
+        }
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(float_fields(&FIELDS)))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(match self.test {
+            PairedTest::TTest => Box::new(StateAccumulator::new(Self::t_test())),
+            PairedTest::SignedRank => Box::new(StateAccumulator::new(Self::signed_rank(
+                self.method(&args)?,
+            ))),
+        })
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let field =
+            |n: &str, t: DataType| Arc::new(Field::new(format_state_name(args.name, n), t, true));
+        Ok(match self.test {
+            PairedTest::TTest => vec![
+                field("n", DataType::UInt64),
+                field("mean", DataType::Float64),
+                field("mean_lo", DataType::Float64),
+                field("m2", DataType::Float64),
+            ],
+            PairedTest::SignedRank => vec![field(
+                "diffs",
+                DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true))),
+            )],
+        })
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(match self.test {
+            PairedTest::TTest => Box::new(StateGroupsAccumulator::new(Self::t_test())),
+            PairedTest::SignedRank => Box::new(StateGroupsAccumulator::new(Self::signed_rank(
+                self.method(&args)?,
+            ))),
+        })
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(self.test.documentation())
+    }
+}
+
+/// Calls `f(row, diff)` for every finite, non-NULL difference that passes the filter.
+fn for_each_diff(
     values: &[ArrayRef],
     filter: Option<&BooleanArray>,
     mut f: impl FnMut(usize, f64),
 ) -> Result<()> {
     let Some(diff) = values.first() else {
-        return exec_err!("paired_t_test: missing the diff argument");
+        return exec_err!("missing the diff argument");
     };
     let diff = diff.as_primitive::<Float64Type>();
     for (row, x) in diff.iter().enumerate() {
-        let selected = filter.is_none_or(|f| f.is_valid(row) && f.value(row));
-        if let Some(x) = x.filter(|x| x.is_finite() && selected) {
+        if let Some(x) = x.filter(|x| x.is_finite() && passes(filter, row)) {
             f(row, x);
         }
     }
     Ok(())
 }
 
-fn for_each_state(states: &[ArrayRef], mut f: impl FnMut(usize, Moments)) -> Result<()> {
-    let [n, mean, mean_lo, m2] = states else {
-        return exec_err!(
-            "paired_t_test: expected 4 state arrays, got {}",
-            states.len()
-        );
-    };
-    let n = n.as_primitive::<UInt64Type>();
-    let (mean, mean_lo, m2) = (
-        mean.as_primitive::<Float64Type>(),
-        mean_lo.as_primitive::<Float64Type>(),
-        m2.as_primitive::<Float64Type>(),
-    );
-    for row in 0..n.len() {
-        if !n.is_null(row) {
-            f(
-                row,
-                Moments {
+impl GroupState for Moments {
+    fn update(
+        groups: &mut [Self],
+        values: &[ArrayRef],
+        filter: Option<&BooleanArray>,
+        group: impl Fn(usize) -> usize,
+    ) -> Result<usize> {
+        for_each_diff(values, filter, |row, x| groups[group(row)].push(x))?;
+        Ok(0)
+    }
+
+    fn merge(
+        groups: &mut [Self],
+        states: &[ArrayRef],
+        group: impl Fn(usize) -> usize,
+    ) -> Result<usize> {
+        let [n, mean, mean_lo, m2] = states else {
+            return exec_err!("expected 4 moment state arrays, got {}", states.len());
+        };
+        let n = n.as_primitive::<UInt64Type>();
+        let [mean, mean_lo, m2] = [mean, mean_lo, m2].map(|a| a.as_primitive::<Float64Type>());
+        for row in 0..n.len() {
+            if !n.is_null(row) {
+                groups[group(row)].merge(&Moments {
                     n: n.value(row),
                     mean: mean.value(row),
                     mean_lo: mean_lo.value(row),
                     m2: m2.value(row),
-                },
-            );
+                });
+            }
         }
-    }
-    Ok(())
-}
-
-fn state_arrays(moments: &[Moments]) -> Vec<ArrayRef> {
-    vec![
-        Arc::new(UInt64Array::from_iter_values(moments.iter().map(|m| m.n))),
-        Arc::new(Float64Array::from_iter_values(
-            moments.iter().map(|m| m.mean),
-        )),
-        Arc::new(Float64Array::from_iter_values(
-            moments.iter().map(|m| m.mean_lo),
-        )),
-        Arc::new(Float64Array::from_iter_values(moments.iter().map(|m| m.m2))),
-    ]
-}
-
-fn evaluate(moments: &[Moments]) -> Result<ArrayRef> {
-    let tests: Vec<Option<TTest>> = moments.iter().map(one_sample).collect();
-    let column = |f: fn(&TTest) -> f64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter(
-            tests.iter().map(|t| t.as_ref().map(f)),
-        ))
-    };
-    Ok(Arc::new(StructArray::try_new(
-        fields(),
-        vec![column(|t| t.t), column(|t| t.p)],
-        Some(NullBuffer::from_iter(tests.iter().map(Option::is_some))),
-    )?))
-}
-
-#[derive(Debug, Default)]
-struct PairedAccumulator {
-    moments: Moments,
-}
-
-impl Accumulator for PairedAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        push_values(values, None, |_, x| self.moments.push(x))
+        Ok(0)
     }
 
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        for_each_state(states, |_, other| self.moments.merge(&other))
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        state_arrays(std::slice::from_ref(&self.moments))
-            .iter()
-            .map(|a| ScalarValue::try_from_array(a, 0))
-            .collect()
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        ScalarValue::try_from_array(&evaluate(std::slice::from_ref(&self.moments))?, 0)
-    }
-
-    fn size(&self) -> usize {
-        size_of::<Self>()
+    fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {
+        let column = |f: fn(&Moments) -> f64| -> ArrayRef {
+            Arc::new(Float64Array::from_iter_values(groups.iter().map(f)))
+        };
+        Ok(vec![
+            Arc::new(UInt64Array::from_iter_values(groups.iter().map(|m| m.n))),
+            column(|m| m.mean),
+            column(|m| m.mean_lo),
+            column(|m| m.m2),
+        ])
     }
 }
 
-#[derive(Debug, Default)]
-struct PairedGroupsAccumulator {
-    groups: Vec<Moments>,
-}
+/// The finite differences of one group.
+#[derive(Debug, Default, Clone)]
+pub struct Diffs(Vec<f64>);
 
-impl GroupsAccumulator for PairedGroupsAccumulator {
-    fn update_batch(
-        &mut self,
+impl GroupState for Diffs {
+    fn update(
+        groups: &mut [Self],
         values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.groups.resize(total_num_groups, Moments::default());
-        let groups = &mut self.groups;
-        push_values(values, opt_filter, |row, x| {
-            groups[group_indices[row]].push(x)
-        })
+        filter: Option<&BooleanArray>,
+        group: impl Fn(usize) -> usize,
+    ) -> Result<usize> {
+        let mut grew = 0;
+        for_each_diff(values, filter, |row, x| {
+            let v = &mut groups[group(row)].0;
+            let before = v.capacity();
+            v.push(x);
+            grew += (v.capacity() - before) * size_of::<f64>();
+        })?;
+        Ok(grew)
     }
 
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.groups.resize(total_num_groups, Moments::default());
-        let groups = &mut self.groups;
-        for_each_state(values, |row, other| {
-            groups[group_indices[row]].merge(&other)
-        })
+    fn merge(
+        groups: &mut [Self],
+        states: &[ArrayRef],
+        group: impl Fn(usize) -> usize,
+    ) -> Result<usize> {
+        let [list] = states else {
+            return exec_err!("expected 1 state array, got {}", states.len());
+        };
+        let list = list.as_list::<i32>();
+        let mut grew = 0;
+        for row in 0..list.len() {
+            if list.is_null(row) {
+                continue;
+            }
+            let values = list.value(row);
+            let v = &mut groups[group(row)].0;
+            let before = v.capacity();
+            v.extend_from_slice(values.as_primitive::<Float64Type>().values());
+            grew += (v.capacity() - before) * size_of::<f64>();
+        }
+        Ok(grew)
     }
 
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        evaluate(&emit_to.take_needed(&mut self.groups))
+    fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {
+        let total = groups.iter().map(|g| g.0.len()).sum();
+        let mut builder =
+            ListBuilder::with_capacity(Float64Builder::with_capacity(total), groups.len());
+        for g in groups {
+            builder.values().append_slice(&g.0);
+            builder.append(true);
+        }
+        Ok(vec![Arc::new(builder.finish())])
     }
 
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        Ok(state_arrays(&emit_to.take_needed(&mut self.groups)))
-    }
-
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        let rows = values.first().map_or(0, |v| v.len());
-        let mut moments = vec![Moments::default(); rows];
-        push_values(values, opt_filter, |row, x| moments[row].push(x))?;
-        Ok(state_arrays(&moments))
-    }
-
-    fn size(&self) -> usize {
-        size_of::<Self>() + self.groups.capacity() * size_of::<Moments>()
+    fn heap_bytes(&self) -> usize {
+        self.0.capacity() * size_of::<f64>()
     }
 }

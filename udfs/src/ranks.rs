@@ -28,6 +28,7 @@ use datafusion::physical_expr::expressions::Literal;
 use crate::docs::{SECTION, doc};
 use crate::kernels::distributions::normal_quantile;
 use crate::kernels::ranks::{RankSums, auto_uses_exact, delong_variance, rank_sums};
+use crate::state::GroupState;
 use crate::two_group::{coerce_value_and_label, for_each_row};
 
 /// The constant options of a rank aggregate.
@@ -327,14 +328,66 @@ impl AggregateUDFImpl for RankUdaf {
 
 /// The finite values of one group's cases and controls.
 #[derive(Debug, Default, Clone)]
-struct GroupValues {
-    case: Vec<f64>,
-    control: Vec<f64>,
+pub(crate) struct GroupValues {
+    pub(crate) case: Vec<f64>,
+    pub(crate) control: Vec<f64>,
 }
 
 impl GroupValues {
     fn heap_bytes(&self) -> usize {
         (self.case.capacity() + self.control.capacity()) * size_of::<f64>()
+    }
+
+    /// Sorts both groups ascending.
+    pub(crate) fn sort(&mut self) {
+        self.case.sort_unstable_by(f64::total_cmp);
+        self.control.sort_unstable_by(f64::total_cmp);
+    }
+}
+
+impl GroupState for GroupValues {
+    fn update(
+        groups: &mut [Self],
+        values: &[ArrayRef],
+        filter: Option<&BooleanArray>,
+        group: impl Fn(usize) -> usize,
+    ) -> Result<usize> {
+        let mut grew = 0;
+        for_each_row(values, filter, |row, x, is_case| {
+            let g = &mut groups[group(row)];
+            let before = g.heap_bytes();
+            if is_case {
+                g.case.push(x)
+            } else {
+                g.control.push(x)
+            }
+            grew += g.heap_bytes() - before;
+        })?;
+        Ok(grew)
+    }
+
+    fn merge(
+        groups: &mut [Self],
+        states: &[ArrayRef],
+        group: impl Fn(usize) -> usize,
+    ) -> Result<usize> {
+        let mut grew = 0;
+        for_each_state(states, |row, case, control| {
+            let g = &mut groups[group(row)];
+            let before = g.heap_bytes();
+            g.case.extend_from_slice(case);
+            g.control.extend_from_slice(control);
+            grew += g.heap_bytes() - before;
+        })?;
+        Ok(grew)
+    }
+
+    fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {
+        Ok(state_arrays(groups))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        GroupValues::heap_bytes(self)
     }
 }
 

@@ -1,0 +1,574 @@
+//! Binary exposure: `odds_ratio`, `fisher_exact`, `chi2_test`, `mcnemar` (one 2×2 table per
+//! group) and `cmh_test` (one 2×2 table per stratum).
+//!
+//! The state is counts, so partial states merge exactly in any order. Rows with a NULL
+//! exposure, label or stratum are skipped. The kernels are in
+//! [`crate::kernels::contingency`].
+
+use std::collections::HashMap;
+use std::mem::size_of;
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, ListBuilder, StringBuilder, UInt64Array, UInt64Builder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, UInt64Type};
+use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::format_state_name;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature,
+    Volatility,
+};
+
+use crate::docs::{SECTION, doc};
+use crate::kernels::contingency::{
+    Table2x2, chi2_2x2, cmh, fisher_exact, mcnemar, odds_ratio_woolf,
+};
+use crate::state::{
+    Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator, flag_argument, float_fields,
+    float_struct, level_argument, passes,
+};
+
+/// Which test of the family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TableTest {
+    /// `odds_ratio(exposed, is_case [, level])` → {odds_ratio, lower, upper}
+    OddsRatio,
+    /// `fisher_exact(exposed, is_case [, level])` → {odds_ratio, lower, upper, p}
+    Fisher,
+    /// `chi2_test(exposed, is_case [, yates])` → {chi2, p}
+    Chi2,
+    /// `mcnemar(case_exposed, control_exposed [, correct])` → {chi2, p}
+    McNemar,
+    /// `cmh_test(exposed, is_case, stratum [, correct])` → {chi2, p, odds_ratio, lower, upper}
+    Cmh,
+}
+
+const OR_FIELDS: [&str; 3] = ["odds_ratio", "lower", "upper"];
+const FISHER_FIELDS: [&str; 4] = ["odds_ratio", "lower", "upper", "p"];
+const CHI2_FIELDS: [&str; 2] = ["chi2", "p"];
+const CMH_FIELDS: [&str; 5] = ["chi2", "p", "odds_ratio", "lower", "upper"];
+
+impl TableTest {
+    /// Every test of the family.
+    pub const ALL: [TableTest; 5] = [
+        TableTest::OddsRatio,
+        TableTest::Fisher,
+        TableTest::Chi2,
+        TableTest::McNemar,
+        TableTest::Cmh,
+    ];
+
+    /// The SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableTest::OddsRatio => "odds_ratio",
+            TableTest::Fisher => "fisher_exact",
+            TableTest::Chi2 => "chi2_test",
+            TableTest::McNemar => "mcnemar",
+            TableTest::Cmh => "cmh_test",
+        }
+    }
+
+    fn field_names(self) -> &'static [&'static str] {
+        match self {
+            TableTest::OddsRatio => &OR_FIELDS,
+            TableTest::Fisher => &FISHER_FIELDS,
+            TableTest::Chi2 | TableTest::McNemar => &CHI2_FIELDS,
+            TableTest::Cmh => &CMH_FIELDS,
+        }
+    }
+
+    /// The names of the two BOOLEAN arguments.
+    fn boolean_arguments(self) -> [&'static str; 2] {
+        match self {
+            TableTest::McNemar => ["case_exposed", "control_exposed"],
+            _ => ["exposed", "is_case"],
+        }
+    }
+
+    fn documentation(self) -> &'static Documentation {
+        static DOCS: OnceLock<Vec<Documentation>> = OnceLock::new();
+        let docs = DOCS.get_or_init(|| TableTest::ALL.iter().map(|t| t.build_doc()).collect());
+        let index = TableTest::ALL.iter().position(|t| *t == self).unwrap_or(0);
+        &docs[index]
+    }
+
+    fn build_doc(self) -> Documentation {
+        let exposed = "BOOLEAN exposure (true = exposed). Rows with a NULL exposure are skipped.";
+        let label = "BOOLEAN label: true for cases, false for controls. Rows with a NULL label are skipped.";
+        let level = "Optional constant confidence level in (0, 1); default 0.95.";
+        let example = |call: &str| {
+            format!(
+                "SELECT site, {call}\nFROM (SELECT s.site, s.is_case, m.value > 30 AS exposed\n      FROM measurements m JOIN samples s USING (sample_id)\n      WHERE m.biomarker = 'ferritin') t\nGROUP BY site;"
+            )
+        };
+        match self {
+            TableTest::OddsRatio => doc(
+                SECTION,
+                "Sample odds ratio of exposure in cases against controls, a·d / (b·c) with a = \
+                 exposed cases, b = unexposed cases, c = exposed controls, d = unexposed \
+                 controls, and Woolf's (logit) interval exp(ln OR ± z·√(1/a + 1/b + 1/c + \
+                 1/d)). Matches statsmodels Table2x2.oddsratio_confint(method = 'normal'). \
+                 With a zero cell the estimate is 0 or Infinity and the interval NULL (no \
+                 continuity correction is added); everything is NULL when a·d = b·c = 0.",
+                "odds_ratio(exposed, is_case [, level])",
+                &example("odds_ratio(exposed, is_case)['odds_ratio'] AS odds_ratio"),
+            )
+            .with_argument("exposed", exposed)
+            .with_argument("is_case", label)
+            .with_argument("level", level)
+            .build(),
+            TableTest::Fisher => doc(
+                SECTION,
+                "Fisher's exact test of the 2×2 table as R's fisher.test: the conditional \
+                 maximum-likelihood odds ratio (noncentral hypergeometric), its exact \
+                 interval, and the two-sided p-value summing the tables no more likely than \
+                 the observed one (with R's and scipy's relative allowance of 1e-7). The \
+                 estimate and the interval are solved to double precision where R stops at \
+                 uniroot's tolerance (about 4 significant digits); p matches R and \
+                 scipy.stats.fisher_exact. Estimate 0 (lower 0) or Infinity (upper Infinity) \
+                 at the ends of the support. NULL when a margin is 0.",
+                "fisher_exact(exposed, is_case [, level])",
+                &example("fisher_exact(exposed, is_case)['p'] AS p"),
+            )
+            .with_argument("exposed", exposed)
+            .with_argument("is_case", label)
+            .with_argument("level", level)
+            .build(),
+            TableTest::Chi2 => doc(
+                SECTION,
+                "Pearson's χ² test of independence of exposure and case status (1 degree of \
+                 freedom), as R's chisq.test: with Yates's correction (default) each |O − E| \
+                 is reduced by min(½, |O − E|). Matches scipy.stats.chi2_contingency(table, \
+                 correction = yates). NULL when a row or column total is 0.",
+                "chi2_test(exposed, is_case [, yates])",
+                &example("chi2_test(exposed, is_case)['p'] AS p"),
+            )
+            .with_argument("exposed", exposed)
+            .with_argument("is_case", label)
+            .with_argument(
+                "yates",
+                "Optional constant BOOLEAN: apply Yates's continuity correction (default true).",
+            )
+            .build(),
+            TableTest::McNemar => doc(
+                SECTION,
+                "McNemar's test for matched pairs with a binary exposure, one row per pair: \
+                 with b the pairs where only the case is exposed and c those where only the \
+                 control is, χ² = (|b − c| − 1)² / (b + c) with the continuity correction \
+                 (default; applied even when b = c, as R's mcnemar.test does) or (b − c)² / \
+                 (b + c) without, 1 degree of freedom. NULL without discordant pairs.",
+                "mcnemar(case_exposed, control_exposed [, correct])",
+                "SELECT mcnemar(c.value > 30, k.value > 30)['p'] AS p\nFROM pairs c JOIN pairs k ON c.pair_id = k.pair_id AND c.is_case AND NOT k.is_case;",
+            )
+            .with_argument("case_exposed", "BOOLEAN: whether the pair's case is exposed.")
+            .with_argument(
+                "control_exposed",
+                "BOOLEAN: whether the pair's control is exposed.",
+            )
+            .with_argument(
+                "correct",
+                "Optional constant BOOLEAN: continuity correction (default true).",
+            )
+            .build(),
+            TableTest::Cmh => doc(
+                SECTION,
+                "Cochran-Mantel-Haenszel test of exposure and case status across strata, as \
+                 R's mantelhaen.test for 2×2×K tables: χ² = (|Σ(a − E[a])| − ½)² / Σ Var[a] \
+                 with the continuity correction (default; the ½ is applied when |Σ(a − E[a])| \
+                 ≥ ½), 1 degree of freedom; the Mantel-Haenszel common odds ratio Σ(ad/n) / \
+                 Σ(bc/n) with the Robins-Breslow-Greenland interval. Strata with fewer than 2 \
+                 rows carry no information and are skipped (R refuses them). chi2 and p are \
+                 NULL when the variance is 0; the interval is NULL when either MH sum is 0.",
+                "cmh_test(exposed, is_case, stratum [, correct])",
+                "SELECT cmh_test(m.value > 30, s.is_case, s.site)['odds_ratio'] AS mh_or\nFROM measurements m JOIN samples s USING (sample_id)\nWHERE m.biomarker = 'ferritin';",
+            )
+            .with_argument("exposed", exposed)
+            .with_argument("is_case", label)
+            .with_argument(
+                "stratum",
+                "The stratum (any type; compared as text). Rows with a NULL stratum are skipped.",
+            )
+            .with_argument(
+                "correct",
+                "Optional constant BOOLEAN: continuity correction (default true).",
+            )
+            .build(),
+        }
+    }
+}
+
+/// The aggregate UDF of one test.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct TableUdaf {
+    test: TableTest,
+    signature: Signature,
+}
+
+impl TableUdaf {
+    /// The UDAF computing `test`.
+    pub fn new(test: TableTest) -> Self {
+        Self {
+            test,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+
+    fn table_evaluate(&self, args: &AccumulatorArgs) -> Result<Evaluate<Table2x2>> {
+        let name = self.name();
+        Ok(match self.test {
+            TableTest::OddsRatio => {
+                let level = level_argument(name, args, 2)?;
+                Evaluate::new(move |tables: &mut [Table2x2]| {
+                    float_struct(
+                        &OR_FIELDS,
+                        tables.iter().map(|t| {
+                            odds_ratio_woolf(t, level)
+                                .map(|r| [Some(r.odds_ratio), r.lower, r.upper])
+                        }),
+                    )
+                })
+            }
+            TableTest::Fisher => {
+                let level = level_argument(name, args, 2)?;
+                Evaluate::new(move |tables: &mut [Table2x2]| {
+                    float_struct(
+                        &FISHER_FIELDS,
+                        tables.iter().map(|t| {
+                            fisher_exact(t, level).map(|f| {
+                                [Some(f.odds_ratio), Some(f.lower), Some(f.upper), Some(f.p)]
+                            })
+                        }),
+                    )
+                })
+            }
+            TableTest::Chi2 => {
+                let yates = flag_argument(name, "yates", args, 2, true)?;
+                Evaluate::new(move |tables: &mut [Table2x2]| {
+                    float_struct(
+                        &CHI2_FIELDS,
+                        tables
+                            .iter()
+                            .map(|t| chi2_2x2(t, yates).map(|r| [Some(r.chi2), Some(r.p)])),
+                    )
+                })
+            }
+            TableTest::McNemar => {
+                let correct = flag_argument(name, "correct", args, 2, true)?;
+                // The table's rows are (case_exposed as `exposed`, control_exposed as
+                // `is_case`): c counts pairs with only the case exposed, b only the control.
+                Evaluate::new(move |tables: &mut [Table2x2]| {
+                    float_struct(
+                        &CHI2_FIELDS,
+                        tables
+                            .iter()
+                            .map(|t| mcnemar(t.c, t.b, correct).map(|r| [Some(r.chi2), Some(r.p)])),
+                    )
+                })
+            }
+            TableTest::Cmh => return exec_err!("cmh_test has its own state"),
+        })
+    }
+
+    fn strata_evaluate(&self, args: &AccumulatorArgs) -> Result<Evaluate<Strata>> {
+        let correct = flag_argument(self.name(), "correct", args, 3, true)?;
+        Ok(Evaluate::new(move |groups: &mut [Strata]| {
+            float_struct(
+                &CMH_FIELDS,
+                groups.iter().map(|g| {
+                    // In the strata's order, so that the sums do not depend on hashing.
+                    let mut strata: Vec<(&String, &Table2x2)> = g.tables.iter().collect();
+                    strata.sort_unstable_by(|x, y| x.0.cmp(y.0));
+                    let tables: Vec<Table2x2> = strata.iter().map(|(_, t)| **t).collect();
+                    cmh(&tables, correct, 0.95).map(|r| {
+                        let or = r.odds_ratio;
+                        [
+                            r.test.map(|t| t.chi2),
+                            r.test.map(|t| t.p),
+                            or.map(|o| o.odds_ratio),
+                            or.and_then(|o| o.lower),
+                            or.and_then(|o| o.upper),
+                        ]
+                    })
+                }),
+            )
+        }))
+    }
+}
+
+/// Every function of the family, for registration.
+pub fn all() -> Vec<Arc<AggregateUDF>> {
+    TableTest::ALL
+        .iter()
+        .map(|t| Arc::new(AggregateUDF::from(TableUdaf::new(*t))))
+        .collect()
+}
+
+impl AggregateUDFImpl for TableUdaf {
+    fn name(&self) -> &str {
+        self.test.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let name = self.name();
+        let [first, second] = self.test.boolean_arguments();
+        let (required, option): (usize, Option<(&str, DataType)>) = match self.test {
+            TableTest::OddsRatio | TableTest::Fisher => {
+                (2, Some(("level (numeric)", DataType::Float64)))
+            }
+            TableTest::Chi2 => (2, Some(("yates (BOOLEAN)", DataType::Boolean))),
+            TableTest::McNemar => (2, Some(("correct (BOOLEAN)", DataType::Boolean))),
+            TableTest::Cmh => (3, Some(("correct (BOOLEAN)", DataType::Boolean))),
+        };
+        if arg_types.len() < required || arg_types.len() > required + 1 {
+            return plan_err!(
+                "{name} takes {required} or {} arguments, got {}",
+                required + 1,
+                arg_types.len()
+            );
+        }
+        let mut types = Vec::with_capacity(arg_types.len());
+        for (argument, t) in [first, second].iter().zip(arg_types) {
+            if !matches!(t, DataType::Boolean | DataType::Null) {
+                return plan_err!(
+                    "{name}: {argument} must be BOOLEAN, got {t} (write a comparison such as `value > 30` or `dose = 1`)"
+                );
+            }
+            types.push(DataType::Boolean);
+        }
+        if required == 3 {
+            types.push(DataType::Utf8);
+        }
+        if let (Some(t), Some((what, target))) = (arg_types.get(required), option) {
+            let ok = match target {
+                DataType::Boolean => matches!(t, DataType::Boolean),
+                _ => t.is_numeric(),
+            };
+            if !ok {
+                return plan_err!("{name}: the last argument must be {what}, got {t}");
+            }
+            types.push(target);
+        }
+        Ok(types)
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(float_fields(self.test.field_names())))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(match self.test {
+            TableTest::Cmh => Box::new(StateAccumulator::new(self.strata_evaluate(&args)?)),
+            _ => Box::new(StateAccumulator::new(self.table_evaluate(&args)?)),
+        })
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let field =
+            |n: &str, t: DataType| Arc::new(Field::new(format_state_name(args.name, n), t, true));
+        Ok(match self.test {
+            TableTest::Cmh => vec![
+                field(
+                    "strata",
+                    DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+                ),
+                field(
+                    "counts",
+                    DataType::List(Arc::new(Field::new_list_field(DataType::UInt64, true))),
+                ),
+            ],
+            _ => ["a", "b", "c", "d"]
+                .iter()
+                .map(|n| field(n, DataType::UInt64))
+                .collect(),
+        })
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(match self.test {
+            TableTest::Cmh => Box::new(StateGroupsAccumulator::new(self.strata_evaluate(&args)?)),
+            _ => Box::new(StateGroupsAccumulator::new(self.table_evaluate(&args)?)),
+        })
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(self.test.documentation())
+    }
+}
+
+/// Calls `f(row, exposed, is_case)` for each row whose two BOOLEANs are non-NULL and that
+/// passes the filter.
+fn for_each_pair(
+    values: &[ArrayRef],
+    filter: Option<&datafusion::arrow::array::BooleanArray>,
+    mut f: impl FnMut(usize, bool, bool),
+) -> Result<()> {
+    let (Some(x), Some(y)) = (values.first(), values.get(1)) else {
+        return exec_err!("expected two BOOLEAN arguments, got {}", values.len());
+    };
+    let (x, y) = (x.as_boolean(), y.as_boolean());
+    for row in 0..x.len() {
+        if x.is_valid(row) && y.is_valid(row) && passes(filter, row) {
+            f(row, x.value(row), y.value(row));
+        }
+    }
+    Ok(())
+}
+
+impl GroupState for Table2x2 {
+    fn update(
+        groups: &mut [Self],
+        values: &[ArrayRef],
+        filter: Option<&datafusion::arrow::array::BooleanArray>,
+        group: impl Fn(usize) -> usize,
+    ) -> Result<usize> {
+        for_each_pair(values, filter, |row, exposed, is_case| {
+            groups[group(row)].add(exposed, is_case)
+        })?;
+        Ok(0)
+    }
+
+    fn merge(
+        groups: &mut [Self],
+        states: &[ArrayRef],
+        group: impl Fn(usize) -> usize,
+    ) -> Result<usize> {
+        let [a, b, c, d] = states else {
+            return exec_err!("expected 4 count columns, got {}", states.len());
+        };
+        let [a, b, c, d] = [a, b, c, d].map(|s| s.as_primitive::<UInt64Type>());
+        for row in 0..a.len() {
+            if a.is_null(row) {
+                continue;
+            }
+            groups[group(row)].merge(&Table2x2 {
+                a: a.value(row),
+                b: b.value(row),
+                c: c.value(row),
+                d: d.value(row),
+            });
+        }
+        Ok(0)
+    }
+
+    fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {
+        let column = |pick: fn(&Table2x2) -> u64| -> ArrayRef {
+            Arc::new(UInt64Array::from_iter_values(groups.iter().map(pick)))
+        };
+        Ok(vec![
+            column(|t| t.a),
+            column(|t| t.b),
+            column(|t| t.c),
+            column(|t| t.d),
+        ])
+    }
+}
+
+/// One 2×2 table per stratum.
+#[derive(Debug, Default, Clone)]
+pub struct Strata {
+    tables: HashMap<String, Table2x2>,
+    key_bytes: usize,
+}
+
+impl Strata {
+    /// Adds `counts` to the stratum's table; returns how many heap bytes that added.
+    fn add(&mut self, stratum: &str, counts: &Table2x2) -> usize {
+        if let Some(table) = self.tables.get_mut(stratum) {
+            table.merge(counts);
+            return 0;
+        }
+        let before = self.heap_bytes();
+        self.key_bytes += stratum.len();
+        self.tables.insert(stratum.to_owned(), *counts);
+        self.heap_bytes().saturating_sub(before)
+    }
+}
+
+impl GroupState for Strata {
+    fn update(
+        groups: &mut [Self],
+        values: &[ArrayRef],
+        filter: Option<&datafusion::arrow::array::BooleanArray>,
+        group: impl Fn(usize) -> usize,
+    ) -> Result<usize> {
+        let Some(strata) = values.get(2) else {
+            return exec_err!("cmh_test: expected a stratum argument");
+        };
+        let strata = strata.as_string::<i32>();
+        let mut grew = 0;
+        for_each_pair(values, filter, |row, exposed, is_case| {
+            if strata.is_valid(row) {
+                let mut one = Table2x2::default();
+                one.add(exposed, is_case);
+                grew += groups[group(row)].add(strata.value(row), &one);
+            }
+        })?;
+        Ok(grew)
+    }
+
+    fn merge(
+        groups: &mut [Self],
+        states: &[ArrayRef],
+        group: impl Fn(usize) -> usize,
+    ) -> Result<usize> {
+        let [keys, counts] = states else {
+            return exec_err!("cmh_test: expected 2 state columns, got {}", states.len());
+        };
+        let (keys, counts) = (keys.as_list::<i32>(), counts.as_list::<i32>());
+        let mut grew = 0;
+        for row in 0..keys.len() {
+            if keys.is_null(row) || counts.is_null(row) {
+                continue;
+            }
+            let k = keys.value(row);
+            let k = k.as_string::<i32>();
+            let c = counts.value(row);
+            let c = c.as_primitive::<UInt64Type>().values();
+            if c.len() != 4 * k.len() {
+                return exec_err!("cmh_test: malformed partial state");
+            }
+            for (i, chunk) in c.chunks_exact(4).enumerate() {
+                let table = Table2x2 {
+                    a: chunk[0],
+                    b: chunk[1],
+                    c: chunk[2],
+                    d: chunk[3],
+                };
+                grew += groups[group(row)].add(k.value(i), &table);
+            }
+        }
+        Ok(grew)
+    }
+
+    fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {
+        let mut keys = ListBuilder::new(StringBuilder::new());
+        let mut counts = ListBuilder::new(UInt64Builder::new());
+        for g in groups {
+            for (k, t) in &g.tables {
+                keys.values().append_value(k);
+                counts.values().append_slice(&[t.a, t.b, t.c, t.d]);
+            }
+            keys.append(true);
+            counts.append(true);
+        }
+        Ok(vec![Arc::new(keys.finish()), Arc::new(counts.finish())])
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.tables.capacity() * (size_of::<(String, Table2x2)>() + 1) + self.key_bytes
+    }
+}

@@ -1,0 +1,461 @@
+//! Tests of 2×2 tables: the sample odds ratio with Woolf's interval, Pearson's χ² with Yates's
+//! correction, McNemar's test of matched pairs, Fisher's exact test with the conditional
+//! maximum-likelihood odds ratio and its exact interval, and the Cochran-Mantel-Haenszel test
+//! over strata with the Mantel-Haenszel odds ratio and the Robins-Breslow-Greenland interval.
+//!
+//! A table is laid out as R's `matrix(c(a, c, b, d), 2)`: rows cases / controls, columns
+//! exposed / unexposed, so the odds ratio is a·d / (b·c) (odds of exposure in cases over odds
+//! in controls, which equals the odds of being a case among the exposed over the unexposed).
+//!
+//! References:
+//! 1. B. Woolf (1955), "On estimating the relation between blood group and disease", Ann. Hum.
+//!    Genet. 19.
+//! 2. R `stats::chisq.test`, `mcnemar.test`, `fisher.test`, `mantelhaen.test` (R 4.2).
+//! 3. J. Robins, N. Breslow, S. Greenland (1986), "Estimators of the Mantel-Haenszel variance
+//!    consistent in both sparse data and large-strata limiting models", Biometrics 42.
+
+use super::distributions::{chi2_sf, normal_quantile};
+
+/// The four cells of a 2×2 table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Table2x2 {
+    /// Exposed cases.
+    pub a: u64,
+    /// Unexposed cases.
+    pub b: u64,
+    /// Exposed controls.
+    pub c: u64,
+    /// Unexposed controls.
+    pub d: u64,
+}
+
+impl Table2x2 {
+    /// Adds one observation.
+    pub fn add(&mut self, exposed: bool, is_case: bool) {
+        match (is_case, exposed) {
+            (true, true) => self.a += 1,
+            (true, false) => self.b += 1,
+            (false, true) => self.c += 1,
+            (false, false) => self.d += 1,
+        }
+    }
+
+    /// Adds another table cell by cell.
+    pub fn merge(&mut self, other: &Table2x2) {
+        self.a += other.a;
+        self.b += other.b;
+        self.c += other.c;
+        self.d += other.d;
+    }
+
+    /// The number of observations.
+    pub fn total(&self) -> u64 {
+        self.a + self.b + self.c + self.d
+    }
+
+    fn cells(&self) -> [f64; 4] {
+        [self.a as f64, self.b as f64, self.c as f64, self.d as f64]
+    }
+}
+
+/// An odds ratio with a confidence interval; the bounds are None where undefined.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OddsRatio {
+    /// The estimate (0 or +∞ at a zero cell).
+    pub odds_ratio: f64,
+    /// Lower bound.
+    pub lower: Option<f64>,
+    /// Upper bound.
+    pub upper: Option<f64>,
+}
+
+/// The sample odds ratio a·d / (b·c) with Woolf's interval exp(ln OR ± z·√(1/a + 1/b + 1/c +
+/// 1/d)). The estimate is +∞ when only b·c is 0 and 0 when only a·d is 0 (no interval then);
+/// None when both are 0.
+pub fn odds_ratio_woolf(t: &Table2x2, level: f64) -> Option<OddsRatio> {
+    let [a, b, c, d] = t.cells();
+    let (ad, bc) = (a * d, b * c);
+    if ad == 0.0 && bc == 0.0 {
+        return None;
+    }
+    let odds_ratio = ad / bc;
+    if a == 0.0 || b == 0.0 || c == 0.0 || d == 0.0 {
+        return Some(OddsRatio {
+            odds_ratio,
+            lower: None,
+            upper: None,
+        });
+    }
+    let z = normal_quantile(0.5 + level / 2.0);
+    let se = (1.0 / a + 1.0 / b + 1.0 / c + 1.0 / d).sqrt();
+    // ln(ad/bc) from the cells' logs keeps full precision for huge counts.
+    let ln_or = (a.ln() + d.ln()) - (b.ln() + c.ln());
+    Some(OddsRatio {
+        odds_ratio,
+        lower: Some((ln_or - z * se).exp()),
+        upper: Some((ln_or + z * se).exp()),
+    })
+}
+
+/// A χ² statistic with its upper-tail p-value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChiSquared {
+    /// The statistic.
+    pub chi2: f64,
+    /// P(χ²₁ ≥ chi2).
+    pub p: f64,
+}
+
+/// Pearson's χ² test of independence of a 2×2 table (R `chisq.test`): with `yates`, each
+/// |O − E| is reduced by min(½, |O − E|). None when a row or column total is 0.
+pub fn chi2_2x2(t: &Table2x2, yates: bool) -> Option<ChiSquared> {
+    let [a, b, c, d] = t.cells();
+    let n = a + b + c + d;
+    let (cases, controls) = (a + b, c + d);
+    let (exposed, unexposed) = (a + c, b + d);
+    if cases == 0.0 || controls == 0.0 || exposed == 0.0 || unexposed == 0.0 {
+        return None;
+    }
+    let expected = [
+        cases * exposed / n,
+        cases * unexposed / n,
+        controls * exposed / n,
+        controls * unexposed / n,
+    ];
+    let chi2 = [a, b, c, d]
+        .iter()
+        .zip(expected)
+        .map(|(&o, e)| {
+            let deviation = (o - e).abs();
+            let deviation = if yates {
+                deviation - deviation.min(0.5)
+            } else {
+                deviation
+            };
+            deviation * deviation / e
+        })
+        .sum::<f64>();
+    Some(ChiSquared {
+        chi2,
+        p: chi2_sf(chi2, 1.0),
+    })
+}
+
+/// McNemar's test of matched pairs (R `mcnemar.test`): `discordant_case` pairs where only
+/// the case is exposed, `discordant_control` pairs where only the control is; the statistic
+/// is (|b − c| − 1)² / (b + c) with the continuity correction (R applies it even when b = c),
+/// (b − c)² / (b + c) without. None without discordant pairs.
+pub fn mcnemar(discordant_case: u64, discordant_control: u64, correct: bool) -> Option<ChiSquared> {
+    let (b, c) = (discordant_case as f64, discordant_control as f64);
+    if b + c == 0.0 {
+        return None;
+    }
+    let deviation = (b - c).abs() - if correct { 1.0 } else { 0.0 };
+    let chi2 = deviation * deviation / (b + c);
+    Some(ChiSquared {
+        chi2,
+        p: chi2_sf(chi2, 1.0),
+    })
+}
+
+/// The Cochran-Mantel-Haenszel test of a 2×2×K table (R `mantelhaen.test`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cmh {
+    /// The CMH statistic (1 degree of freedom) and its p-value; None when its variance is 0.
+    pub test: Option<ChiSquared>,
+    /// The Mantel-Haenszel common odds ratio with the Robins-Breslow-Greenland interval;
+    /// None when both of its sums are 0.
+    pub odds_ratio: Option<OddsRatio>,
+}
+
+/// The CMH test over strata. Strata with fewer than 2 observations carry no information and
+/// are skipped (R refuses them). With `correct`, |Σ(a − E a)| is reduced by ½ when it is at
+/// least ½, as R does. None when no stratum is left.
+pub fn cmh(strata: &[Table2x2], correct: bool, level: f64) -> Option<Cmh> {
+    let strata: Vec<[f64; 4]> = strata
+        .iter()
+        .filter(|t| t.total() >= 2)
+        .map(Table2x2::cells)
+        .collect();
+    if strata.is_empty() {
+        return None;
+    }
+    let (mut delta, mut variance) = (0.0, 0.0);
+    // Robins-Breslow-Greenland: R = Σ ad/t, S = Σ bc/t and the P·R, P·S + Q·R, Q·S sums with
+    // P = (a + d)/t, Q = (b + c)/t.
+    let (mut r, mut s, mut pr, mut ps_qr, mut qs) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &[a, b, c, d] in &strata {
+        let t = a + b + c + d;
+        let (cases, exposed) = (a + b, a + c);
+        let (controls, unexposed) = (t - cases, t - exposed);
+        delta += a - cases * exposed / t;
+        variance += cases * exposed * controls * unexposed / (t * t * (t - 1.0));
+        let (ri, si) = (a * d / t, b * c / t);
+        let (p, q) = ((a + d) / t, (b + c) / t);
+        r += ri;
+        s += si;
+        pr += p * ri;
+        ps_qr += p * si + q * ri;
+        qs += q * si;
+    }
+    let test = (variance > 0.0).then(|| {
+        let yates = if correct && delta.abs() >= 0.5 {
+            0.5
+        } else {
+            0.0
+        };
+        let deviation = delta.abs() - yates;
+        let chi2 = deviation * deviation / variance;
+        ChiSquared {
+            chi2,
+            p: chi2_sf(chi2, 1.0),
+        }
+    });
+    let odds_ratio = (r > 0.0 || s > 0.0).then(|| {
+        let estimate = r / s;
+        let interval = (r > 0.0 && s > 0.0).then(|| {
+            let se = (pr / (2.0 * r * r) + ps_qr / (2.0 * r * s) + qs / (2.0 * s * s)).sqrt();
+            let z = normal_quantile(0.5 + level / 2.0);
+            (estimate * (-z * se).exp(), estimate * (z * se).exp())
+        });
+        OddsRatio {
+            odds_ratio: estimate,
+            lower: interval.map(|i| i.0),
+            upper: interval.map(|i| i.1),
+        }
+    });
+    Some(Cmh { test, odds_ratio })
+}
+
+/// Fisher's exact test of a 2×2 table as R's `fisher.test` computes it: the conditional
+/// maximum-likelihood odds ratio, its exact interval, and the two-sided p-value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fisher {
+    /// The conditional MLE of the odds ratio (0 or +∞ at the ends of the support).
+    pub odds_ratio: f64,
+    /// Lower end of the exact interval.
+    pub lower: f64,
+    /// Upper end of the exact interval (+∞ when `a` is the largest possible).
+    pub upper: f64,
+    /// Two-sided p: the probability of the tables no more likely than the observed one.
+    pub p: f64,
+}
+
+/// The conditional distribution of `a` given the margins: the noncentral hypergeometric
+/// family with support lo..=hi and ln of the central (odds ratio 1) weights.
+struct Conditional {
+    lo: u64,
+    observed: u64,
+    /// ln C(cases, x) C(controls, exposed − x) up to a constant, for x = lo..=hi.
+    ln_weight: Vec<f64>,
+}
+
+impl Conditional {
+    fn new(t: &Table2x2) -> Self {
+        let cases = t.a + t.b;
+        let controls = t.c + t.d;
+        let exposed = t.a + t.c;
+        let lo = exposed.saturating_sub(controls);
+        let hi = exposed.min(cases);
+        // Ratios of consecutive weights: w(x + 1) / w(x) = (cases − x)(exposed − x) /
+        // ((x + 1)(controls − exposed + x + 1)).
+        let mut ln_weight = Vec::with_capacity((hi - lo + 1) as usize);
+        let mut w = 0.0;
+        ln_weight.push(w);
+        for x in lo..hi {
+            let (x, m, k, n) = (x as f64, cases as f64, exposed as f64, controls as f64);
+            w += ((m - x) * (k - x)).ln() - ((x + 1.0) * (n - k + x + 1.0)).ln();
+            ln_weight.push(w);
+        }
+        Self {
+            lo,
+            observed: t.a,
+            ln_weight,
+        }
+    }
+
+    fn hi(&self) -> u64 {
+        self.lo + self.ln_weight.len() as u64 - 1
+    }
+
+    /// The probabilities of x = lo..=hi under odds ratio e^θ.
+    fn density(&self, theta: f64) -> Vec<f64> {
+        let logs: Vec<f64> = self
+            .ln_weight
+            .iter()
+            .enumerate()
+            .map(|(i, w)| w + theta * (self.lo as f64 + i as f64))
+            .collect();
+        let max = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut d: Vec<f64> = logs.iter().map(|l| (l - max).exp()).collect();
+        let total: f64 = d.iter().sum();
+        d.iter_mut().for_each(|x| *x /= total);
+        d
+    }
+
+    /// E[X] and Var[X] under odds ratio e^θ.
+    fn mean_variance(&self, theta: f64) -> (f64, f64) {
+        let d = self.density(theta);
+        let mean: f64 = d
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p * (self.lo as f64 + i as f64))
+            .sum();
+        let variance: f64 = d
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let e = self.lo as f64 + i as f64 - mean;
+                p * e * e
+            })
+            .sum();
+        (mean, variance)
+    }
+
+    /// P(X ≥ observed) (upper) or P(X ≤ observed), with d/dθ of it: Cov(1[tail], X).
+    fn tail(&self, theta: f64, upper: bool) -> (f64, f64) {
+        let d = self.density(theta);
+        let k = (self.observed - self.lo) as usize;
+        let in_tail = |i: usize| if upper { i >= k } else { i <= k };
+        let (mut tail, mut mean, mut tail_x) = (0.0, 0.0, 0.0);
+        for (i, p) in d.iter().enumerate() {
+            let x = self.lo as f64 + i as f64;
+            mean += p * x;
+            if in_tail(i) {
+                tail += p;
+                tail_x += p * x;
+            }
+        }
+        (tail, tail_x - tail * mean)
+    }
+}
+
+/// Solves f(θ) = 0 for f increasing in θ, with its derivative; Newton's method kept inside a
+/// bracket that is first widened until it holds the root, then halved when a step leaves it.
+fn solve_increasing(f: impl Fn(f64) -> (f64, f64)) -> f64 {
+    let (mut lo, mut hi) = (-1.0, 1.0);
+    while f(lo).0 > 0.0 && lo > -750.0 {
+        lo *= 2.0;
+    }
+    while f(hi).0 < 0.0 && hi < 750.0 {
+        hi *= 2.0;
+    }
+    let mut theta = 0.5 * (lo + hi);
+    for _ in 0..200 {
+        let (value, slope) = f(theta);
+        if value == 0.0 {
+            return theta;
+        }
+        if value < 0.0 {
+            lo = theta;
+        } else {
+            hi = theta;
+        }
+        let newton = theta - value / slope;
+        let next = if slope > 0.0 && newton > lo && newton < hi {
+            newton
+        } else {
+            0.5 * (lo + hi)
+        };
+        if (next - theta).abs() <= 4.0 * f64::EPSILON * theta.abs().max(1.0) || hi - lo <= 0.0 {
+            return next;
+        }
+        theta = next;
+    }
+    theta
+}
+
+/// Fisher's exact test (R `fisher.test`, two-sided, `conf.level = level`). The estimate and
+/// the interval are solved to full double precision (R's `uniroot` stops at a tolerance of
+/// about 1e-4, so R agrees with them to about 4 digits). None when a margin is 0.
+pub fn fisher_exact(t: &Table2x2, level: f64) -> Option<Fisher> {
+    if t.a + t.b == 0 || t.c + t.d == 0 || t.a + t.c == 0 || t.b + t.d == 0 {
+        return None;
+    }
+    let dist = Conditional::new(t);
+    let (lo, hi, x) = (dist.lo, dist.hi(), t.a);
+    let xf = x as f64;
+    let odds_ratio = if x == lo {
+        0.0
+    } else if x == hi {
+        f64::INFINITY
+    } else {
+        solve_increasing(|theta| {
+            let (mean, variance) = dist.mean_variance(theta);
+            (mean - xf, variance)
+        })
+        .exp()
+    };
+    let alpha = (1.0 - level) / 2.0;
+    // The lower bound solves P(X ≥ x; ψ) = α (increasing in ψ), the upper P(X ≤ x; ψ) = α
+    // (decreasing in ψ).
+    let lower = if x == lo {
+        0.0
+    } else {
+        solve_increasing(|theta| {
+            let (p, slope) = dist.tail(theta, true);
+            (p - alpha, slope)
+        })
+        .exp()
+    };
+    let upper = if x == hi {
+        f64::INFINITY
+    } else {
+        solve_increasing(|theta| {
+            let (p, slope) = dist.tail(theta, false);
+            (alpha - p, -slope)
+        })
+        .exp()
+    };
+    // Two-sided p at odds ratio 1: the tables whose probability is at most the observed one's
+    // (times 1 + 1e-7, R's and scipy's allowance for rounding).
+    let d = dist.density(0.0);
+    let observed = d[(x - lo) as usize] * (1.0 + 1e-7);
+    let p = d.iter().filter(|&&q| q <= observed).sum::<f64>().min(1.0);
+    Some(Fisher {
+        odds_ratio,
+        lower,
+        upper,
+        p,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(a: u64, b: u64, c: u64, d: u64) -> Table2x2 {
+        Table2x2 { a, b, c, d }
+    }
+
+    #[test]
+    fn woolf_interval_is_symmetric_on_the_log_scale() {
+        let r = odds_ratio_woolf(&table(10, 20, 5, 40), 0.95).unwrap();
+        assert_eq!(r.odds_ratio, 4.0);
+        let (l, u) = (r.lower.unwrap(), r.upper.unwrap());
+        assert!(((l * u).sqrt() - 4.0).abs() < 1e-12);
+        assert!(odds_ratio_woolf(&table(0, 3, 0, 4), 0.95).is_none());
+        let inf = odds_ratio_woolf(&table(3, 0, 2, 4), 0.95).unwrap();
+        assert_eq!(inf.odds_ratio, f64::INFINITY);
+        assert_eq!(inf.lower, None);
+    }
+
+    #[test]
+    fn fisher_estimate_solves_the_conditional_score_equation() {
+        let t = table(7, 3, 2, 8);
+        let f = fisher_exact(&t, 0.95).unwrap();
+        let dist = Conditional::new(&t);
+        let (mean, _) = dist.mean_variance(f.odds_ratio.ln());
+        assert!((mean - 7.0).abs() < 1e-12, "{mean}");
+        assert!(f.lower < f.odds_ratio && f.odds_ratio < f.upper);
+        assert!((dist.tail(f.lower.ln(), true).0 - 0.025).abs() < 1e-14);
+        assert!((dist.tail(f.upper.ln(), false).0 - 0.025).abs() < 1e-14);
+    }
+
+    #[test]
+    fn mcnemar_corrects_like_r_even_when_balanced() {
+        let r = mcnemar(5, 5, true).unwrap();
+        assert_eq!(r.chi2, 0.1);
+        assert!(mcnemar(0, 0, true).is_none());
+    }
+}
