@@ -586,5 +586,15 @@ fn the_discrimination_report_runs_on_the_demo() {
         );
         assert!(p <= q && q <= 1.0, "{r:?}");
         assert!(0.0 <= lo && lo <= auc && auc <= hi && hi <= 1.0, "{r:?}");
+        let (sens, spec): (f64, f64) = (
+            r[col("youden_sensitivity")].parse().unwrap(),
+            r[col("youden_specificity")].parse().unwrap(),
+        );
+        // Youden's J is at least that of calling everyone a case (J = 0).
+        assert!(sens + spec >= 1.0 && sens <= 1.0 && spec <= 1.0, "{r:?}");
     }
+    // A shifted biomarker is separated by a finite threshold with J well above 0.
+    let zinc = rows.iter().find(|r| r[col("biomarker")] == "zinc").unwrap();
+    let threshold: f64 = zinc[col("youden_threshold")].parse().unwrap();
+    assert!(threshold.is_finite(), "{zinc:?}");
 }
