@@ -15,6 +15,7 @@ pub mod contingency;
 pub mod distributions;
 mod docs;
 pub mod kernels;
+pub mod logistic;
 pub mod moments;
 pub mod paired;
 pub mod ranks;
@@ -34,6 +35,7 @@ pub fn all_aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     functions.extend(paired::all());
     functions.extend(contingency::all());
     functions.extend(roc::all());
+    functions.extend(logistic::all());
     functions
 }
 

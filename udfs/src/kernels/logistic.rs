@@ -1,0 +1,538 @@
+//! Logistic regression by iteratively reweighted least squares (as R's `glm.fit` with the
+//! binomial family) and conditional logistic regression for matched sets by Newton-Raphson on
+//! the exact conditional likelihood (as R's `survival::clogit(method = "exact")`).
+//!
+//! References:
+//! 1. P. McCullagh, J. A. Nelder (1989), *Generalized Linear Models*, 2nd ed., §2.5 (IRLS).
+//! 2. R `stats::glm.fit` (R 4.2): starting values, link clamps and convergence rule.
+//! 3. M. H. Gail, J. H. Lubin, L. V. Rubinstein (1981), "Likelihood calculations for matched
+//!    case-control studies and survival studies with tied death times", Biometrika 68(3).
+//! 4. N. E. Breslow, N. E. Day (1980), *Statistical Methods in Cancer Research I*, ch. 7.
+
+use super::distributions::normal_sf;
+
+/// A fitted model: per coefficient the estimate and its standard error (None for a column
+/// that is aliased: a linear combination of the columns before it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fit {
+    /// Estimates (log odds ratios).
+    pub coef: Vec<Option<f64>>,
+    /// Standard errors from the inverse information at the estimate.
+    pub se: Vec<Option<f64>>,
+    /// Whether the iterations converged to a finite maximum (false under separation).
+    pub converged: bool,
+    /// Iterations run.
+    pub iterations: usize,
+}
+
+impl Fit {
+    /// Wald z of coefficient `i`.
+    pub fn z(&self, i: usize) -> Option<f64> {
+        let (b, se) = (self.coef.get(i).copied()??, self.se.get(i).copied()??);
+        (se > 0.0).then(|| b / se)
+    }
+
+    /// Two-sided Wald p of coefficient `i`.
+    pub fn p(&self, i: usize) -> Option<f64> {
+        self.z(i).map(|z| (2.0 * normal_sf(z.abs())).min(1.0))
+    }
+}
+
+/// A dense column-major matrix of `rows` × `cols`.
+#[derive(Debug, Clone)]
+struct Matrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<f64>,
+}
+
+impl Matrix {
+    fn column(&self, j: usize) -> &[f64] {
+        &self.data[j * self.rows..(j + 1) * self.rows]
+    }
+}
+
+/// Householder QR of `a` (n × p, n ≥ p, full column rank), returning R (p × p, upper, row-major)
+/// and Qᵀb, or None when a pivot vanishes.
+fn householder(mut a: Matrix, mut b: Vec<f64>) -> Option<(Vec<f64>, Vec<f64>)> {
+    let (n, p) = (a.rows, a.cols);
+    for k in 0..p {
+        let col = &a.data[k * n..(k + 1) * n];
+        let norm = col[k..].iter().map(|x| x * x).sum::<f64>().sqrt();
+        if norm == 0.0 || !norm.is_finite() {
+            return None;
+        }
+        let alpha = if col[k] > 0.0 { -norm } else { norm };
+        let mut v: Vec<f64> = col[k..].to_vec();
+        v[0] -= alpha;
+        let vnorm2: f64 = v.iter().map(|x| x * x).sum();
+        if vnorm2 == 0.0 {
+            continue;
+        }
+        let reflect = |x: &mut [f64]| {
+            let dot: f64 = v.iter().zip(x.iter()).map(|(a, b)| a * b).sum();
+            let f = 2.0 * dot / vnorm2;
+            for (xi, vi) in x.iter_mut().zip(&v) {
+                *xi -= f * vi;
+            }
+        };
+        for j in k..p {
+            reflect(&mut a.data[j * n + k..(j + 1) * n]);
+        }
+        reflect(&mut b[k..]);
+    }
+    let mut r = vec![0.0; p * p];
+    for i in 0..p {
+        for j in i..p {
+            r[i * p + j] = a.data[j * n + i];
+        }
+    }
+    if (0..p).any(|i| r[i * p + i] == 0.0) {
+        return None;
+    }
+    Some((r, b[..p].to_vec()))
+}
+
+/// Solves R x = y for upper-triangular R (p × p, row-major).
+fn back_substitute(r: &[f64], y: &[f64]) -> Vec<f64> {
+    let p = y.len();
+    let mut x = vec![0.0; p];
+    for i in (0..p).rev() {
+        let s: f64 = (i + 1..p).map(|j| r[i * p + j] * x[j]).sum();
+        x[i] = (y[i] - s) / r[i * p + i];
+    }
+    x
+}
+
+/// diag((RᵀR)⁻¹) for upper-triangular R: the squared row norms of R⁻¹.
+fn inverse_gram_diagonal(r: &[f64], p: usize) -> Vec<f64> {
+    let mut diag = vec![0.0; p];
+    for k in 0..p {
+        // Column k of R⁻¹ solves R x = e_k.
+        let mut e = vec![0.0; p];
+        e[k] = 1.0;
+        let x = back_substitute(r, &e);
+        for (d, xi) in diag.iter_mut().zip(x) {
+            *d += xi * xi;
+        }
+    }
+    diag
+}
+
+/// Which columns to keep: a column whose part orthogonal to the kept columns before it is
+/// below 1e-7 of its norm is aliased (R's `dqrdc2` rule with glm's default tolerance).
+fn independent_columns(x: &Matrix) -> Vec<usize> {
+    let mut basis: Vec<Vec<f64>> = Vec::new();
+    let mut kept = Vec::new();
+    for j in 0..x.cols {
+        let original = x.column(j);
+        let norm = original.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let mut v = original.to_vec();
+        for _ in 0..2 {
+            for q in &basis {
+                let dot: f64 = q.iter().zip(&v).map(|(a, b)| a * b).sum();
+                v.iter_mut().zip(q).for_each(|(vi, qi)| *vi -= dot * qi);
+            }
+        }
+        let rest = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        if norm > 0.0 && rest >= 1e-7 * norm {
+            v.iter_mut().for_each(|vi| *vi /= rest);
+            basis.push(v);
+            kept.push(j);
+        }
+    }
+    kept
+}
+
+/// R's logit inverse link with its clamps at |η| > 30, and dμ/dη.
+fn inverse_link(eta: f64) -> (f64, f64) {
+    let t = if eta < -30.0 {
+        f64::EPSILON
+    } else if eta > 30.0 {
+        1.0 / f64::EPSILON
+    } else {
+        eta.exp()
+    };
+    let mu = t / (1.0 + t);
+    let dmu = if eta.abs() > 30.0 {
+        f64::EPSILON
+    } else {
+        t / ((1.0 + t) * (1.0 + t))
+    };
+    (mu, dmu)
+}
+
+fn deviance(y: &[bool], mu: &[f64]) -> f64 {
+    y.iter()
+        .zip(mu)
+        .map(|(&y, &m)| {
+            if y {
+                -2.0 * m.ln()
+            } else {
+                -2.0 * (1.0 - m).ln()
+            }
+        })
+        .sum()
+}
+
+/// IRLS settings: R's convergence rule |dev − dev_old| / (|dev| + 0.1) < ε, tightened.
+pub const GLM_EPSILON: f64 = 1e-14;
+/// The most IRLS iterations.
+pub const GLM_MAX_ITERATIONS: usize = 100;
+
+/// Logistic regression of `y` on the columns `x` (each of length n) with an intercept first.
+/// Starting values, link clamps and the convergence rule are R's `glm.fit`; standard errors
+/// come from the information at the final estimate. Returns None without both outcomes.
+/// Under separation (IRLS does not converge, or a fitted probability is numerically 0 or 1,
+/// |η| > 30, which is when R warns) the fit has `converged = false` and no estimates.
+pub fn logistic(y: &[bool], x: &[Vec<f64>]) -> Option<Fit> {
+    let n = y.len();
+    if !y.iter().any(|&v| v) || y.iter().all(|&v| v) {
+        return None;
+    }
+    let p_all = x.len() + 1;
+    let mut data = vec![1.0; n];
+    for column in x {
+        data.extend_from_slice(column);
+    }
+    let design = Matrix {
+        rows: n,
+        cols: p_all,
+        data,
+    };
+    let kept = independent_columns(&design);
+    let p = kept.len();
+    let column = |j: usize| design.column(kept[j]);
+    let y_f: Vec<f64> = y.iter().map(|&v| if v { 1.0 } else { 0.0 }).collect();
+    let mut mu: Vec<f64> = y_f.iter().map(|v| (v + 0.5) / 2.0).collect();
+    let mut eta: Vec<f64> = mu.iter().map(|m| (m / (1.0 - m)).ln()).collect();
+    let mut dev_old = deviance(y, &mu);
+    let mut beta = vec![0.0; p];
+    let mut converged = false;
+    let mut iterations = 0;
+    // The weighted least-squares problem at the current μ: returns β or None.
+    let weighted = |eta: &[f64], mu: &[f64], with_response: bool| {
+        let mut a = Matrix {
+            rows: n,
+            cols: p,
+            data: vec![0.0; n * p],
+        };
+        let mut b = vec![0.0; n];
+        for i in 0..n {
+            let (_, dmu) = inverse_link(eta[i]);
+            let variance = mu[i] * (1.0 - mu[i]);
+            let w = (dmu * dmu / variance).sqrt();
+            if with_response {
+                b[i] = w * (eta[i] + (y_f[i] - mu[i]) / dmu);
+            }
+            for j in 0..p {
+                a.data[j * n + i] = w * column(j)[i];
+            }
+        }
+        householder(a, b)
+    };
+    for iteration in 1..=GLM_MAX_ITERATIONS {
+        iterations = iteration;
+        let (r, qtb) = weighted(&eta, &mu, true)?;
+        beta = back_substitute(&r, &qtb);
+        for i in 0..n {
+            eta[i] = (0..p).map(|j| column(j)[i] * beta[j]).sum();
+            mu[i] = inverse_link(eta[i]).0;
+        }
+        let dev = deviance(y, &mu);
+        if !dev.is_finite() {
+            break;
+        }
+        if (dev - dev_old).abs() / (dev.abs() + 0.1) < GLM_EPSILON {
+            converged = true;
+            break;
+        }
+        dev_old = dev;
+    }
+    let separated = eta.iter().any(|e| e.abs() > 30.0);
+    if !converged || separated || beta.iter().any(|b| !b.is_finite()) {
+        return Some(Fit {
+            coef: vec![None; p_all],
+            se: vec![None; p_all],
+            converged: false,
+            iterations,
+        });
+    }
+    let (r, _) = weighted(&eta, &mu, false)?;
+    let variance = inverse_gram_diagonal(&r, p);
+    let mut coef = vec![None; p_all];
+    let mut se = vec![None; p_all];
+    for (j, &original) in kept.iter().enumerate() {
+        coef[original] = Some(beta[j]);
+        se[original] = Some(variance[j].sqrt());
+    }
+    Some(Fit {
+        coef,
+        se,
+        converged: true,
+        iterations,
+    })
+}
+
+/// One matched set: its members' covariate rows and which are cases.
+#[derive(Debug, Clone, Default)]
+pub struct MatchedSet {
+    /// Covariates, one row per member (each of length p).
+    pub x: Vec<Vec<f64>>,
+    /// Case status per member.
+    pub case: Vec<bool>,
+}
+
+/// Log-likelihood, score and information of the exact conditional likelihood of the sets.
+fn conditional_terms(sets: &[MatchedSet], beta: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+    let p = beta.len();
+    let mut loglik = 0.0;
+    let mut score = vec![0.0; p];
+    let mut info = vec![0.0; p * p];
+    for set in sets {
+        let d = set.case.iter().filter(|&&c| c).count();
+        let eta: Vec<f64> = set
+            .x
+            .iter()
+            .map(|row| row.iter().zip(beta).map(|(a, b)| a * b).sum())
+            .collect();
+        let shift = eta.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let r: Vec<f64> = eta.iter().map(|e| (e - shift).exp()).collect();
+        // b[k] = Σ over k-subsets of the members seen so far of Π r; d1, d2 its derivatives
+        // (Gail, Lubin & Rubinstein's recursion, one member at a time).
+        let mut b = vec![0.0; d + 1];
+        let mut d1 = vec![0.0; (d + 1) * p];
+        let mut d2 = vec![0.0; (d + 1) * p * p];
+        b[0] = 1.0;
+        for (m, row) in set.x.iter().enumerate() {
+            for k in (1..=d.min(m + 1)).rev() {
+                let rm = r[m];
+                for j in 0..p {
+                    for l in 0..p {
+                        d2[k * p * p + j * p + l] += rm
+                            * (d2[(k - 1) * p * p + j * p + l]
+                                + row[j] * d1[(k - 1) * p + l]
+                                + row[l] * d1[(k - 1) * p + j]
+                                + row[j] * row[l] * b[k - 1]);
+                    }
+                }
+                for j in 0..p {
+                    d1[k * p + j] += rm * (d1[(k - 1) * p + j] + row[j] * b[k - 1]);
+                }
+                b[k] += rm * b[k - 1];
+            }
+        }
+        let total = b[d];
+        loglik += set
+            .case
+            .iter()
+            .zip(&eta)
+            .filter(|(c, _)| **c)
+            .map(|(_, e)| e)
+            .sum::<f64>()
+            - (total.ln() + d as f64 * shift);
+        for j in 0..p {
+            let mean_j = d1[d * p + j] / total;
+            let observed: f64 = set
+                .case
+                .iter()
+                .zip(&set.x)
+                .filter(|(c, _)| **c)
+                .map(|(_, row)| row[j])
+                .sum();
+            score[j] += observed - mean_j;
+            for l in 0..p {
+                let mean_l = d1[d * p + l] / total;
+                info[j * p + l] += d2[d * p * p + j * p + l] / total - mean_j * mean_l;
+            }
+        }
+    }
+    (loglik, score, info)
+}
+
+/// Cholesky factor (lower, row-major) of a symmetric positive-definite matrix; None if not.
+fn cholesky(a: &[f64], p: usize) -> Option<Vec<f64>> {
+    let mut l = vec![0.0; p * p];
+    let scale = (0..p).map(|i| a[i * p + i].abs()).fold(0.0, f64::max);
+    for i in 0..p {
+        for j in 0..=i {
+            let s: f64 = (0..j).map(|k| l[i * p + k] * l[j * p + k]).sum();
+            if i == j {
+                let v = a[i * p + i] - s;
+                if v.is_nan() || v <= 1e-13 * scale {
+                    return None;
+                }
+                l[i * p + i] = v.sqrt();
+            } else {
+                l[i * p + j] = (a[i * p + j] - s) / l[j * p + j];
+            }
+        }
+    }
+    Some(l)
+}
+
+/// Solves (L Lᵀ) x = b.
+fn cholesky_solve(l: &[f64], b: &[f64]) -> Vec<f64> {
+    let p = b.len();
+    let mut y = vec![0.0; p];
+    for i in 0..p {
+        let s: f64 = (0..i).map(|k| l[i * p + k] * y[k]).sum();
+        y[i] = (b[i] - s) / l[i * p + i];
+    }
+    let mut x = vec![0.0; p];
+    for i in (0..p).rev() {
+        let s: f64 = (i + 1..p).map(|k| l[k * p + i] * x[k]).sum();
+        x[i] = (y[i] - s) / l[i * p + i];
+    }
+    x
+}
+
+/// Newton settings: coxph's rule |1 − ℓ_old/ℓ| ≤ ε, tightened from R's 1e-9.
+pub const CLOGIT_EPSILON: f64 = 1e-12;
+/// The most Newton iterations.
+pub const CLOGIT_MAX_ITERATIONS: usize = 100;
+
+/// Conditional logistic regression over matched sets (exact conditional likelihood; sets
+/// without a case or without a control carry no information and are dropped). Newton-Raphson
+/// from 0 with step halving, as `coxph`'s exact method; standard errors from the inverse
+/// information at the estimate. Columns that are constant within every set (or linear
+/// combinations of others) are aliased (None). None when no set is informative; under
+/// separation there is no finite maximum, the iterations run out, and the fit has
+/// `converged = false` and no estimates.
+pub fn conditional_logistic(sets: &[MatchedSet], p_all: usize) -> Option<Fit> {
+    let sets: Vec<&MatchedSet> = sets
+        .iter()
+        .filter(|s| s.case.iter().any(|&c| c) && s.case.iter().any(|&c| !c))
+        .collect();
+    if sets.is_empty() {
+        return None;
+    }
+    // Aliasing: within-set centred columns that depend on earlier ones.
+    let n: usize = sets.iter().map(|s| s.x.len()).sum();
+    let mut centred = vec![0.0; n * p_all];
+    let mut offset = 0;
+    for s in &sets {
+        for j in 0..p_all {
+            let mean = s.x.iter().map(|r| r[j]).sum::<f64>() / s.x.len() as f64;
+            for (i, row) in s.x.iter().enumerate() {
+                centred[j * n + offset + i] = row[j] - mean;
+            }
+        }
+        offset += s.x.len();
+    }
+    let kept = independent_columns(&Matrix {
+        rows: n,
+        cols: p_all,
+        data: centred,
+    });
+    let p = kept.len();
+    if p == 0 {
+        return None;
+    }
+    let reduced: Vec<MatchedSet> = sets
+        .iter()
+        .map(|s| MatchedSet {
+            x: s.x
+                .iter()
+                .map(|row| kept.iter().map(|&j| row[j]).collect())
+                .collect(),
+            case: s.case.clone(),
+        })
+        .collect();
+    let mut beta = vec![0.0; p];
+    let (mut loglik, score, info) = conditional_terms(&reduced, &beta);
+    let failed = |iterations| {
+        Some(Fit {
+            coef: vec![None; p_all],
+            se: vec![None; p_all],
+            converged: false,
+            iterations,
+        })
+    };
+    let Some(l) = cholesky(&info, p) else {
+        return failed(0);
+    };
+    let mut old_beta = beta.clone();
+    let step = cholesky_solve(&l, &score);
+    beta.iter_mut().zip(&step).for_each(|(b, s)| *b += s);
+    let mut halving = false;
+    for iteration in 1..=CLOGIT_MAX_ITERATIONS {
+        let (new_loglik, score, info) = conditional_terms(&reduced, &beta);
+        if (1.0 - loglik / new_loglik).abs() <= CLOGIT_EPSILON && !halving {
+            let Some(l) = cholesky(&info, p) else {
+                return failed(iteration);
+            };
+            let mut coef = vec![None; p_all];
+            let mut se = vec![None; p_all];
+            for (j, &original) in kept.iter().enumerate() {
+                let mut e = vec![0.0; p];
+                e[j] = 1.0;
+                let column = cholesky_solve(&l, &e);
+                coef[original] = Some(beta[j]);
+                se[original] = Some(column[j].sqrt());
+            }
+            if beta.iter().any(|b| !b.is_finite()) {
+                return failed(iteration);
+            }
+            return Some(Fit {
+                coef,
+                se,
+                converged: true,
+                iterations: iteration,
+            });
+        }
+        if !new_loglik.is_finite() || new_loglik < loglik {
+            halving = true;
+            beta.iter_mut()
+                .zip(&old_beta)
+                .for_each(|(b, o)| *b = (*b + o) / 2.0);
+            continue;
+        }
+        halving = false;
+        loglik = new_loglik;
+        let Some(l) = cholesky(&info, p) else {
+            return failed(iteration);
+        };
+        old_beta.clone_from(&beta);
+        let step = cholesky_solve(&l, &score);
+        beta.iter_mut().zip(&step).for_each(|(b, s)| *b += s);
+    }
+    failed(CLOGIT_MAX_ITERATIONS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matched_pairs_estimate_the_discordant_ratio() {
+        // 1:1 pairs with a binary exposure: the conditional MLE is ln(b/c), se √(1/b + 1/c).
+        let mut sets = Vec::new();
+        for (case_x, control_x, count) in [(1.0, 0.0, 23), (0.0, 1.0, 7), (1.0, 1.0, 5)] {
+            for _ in 0..count {
+                sets.push(MatchedSet {
+                    x: vec![vec![case_x], vec![control_x]],
+                    case: vec![true, false],
+                });
+            }
+        }
+        let fit = conditional_logistic(&sets, 1).unwrap();
+        assert!(fit.converged);
+        let b = fit.coef[0].unwrap();
+        assert!((b - (23.0f64 / 7.0).ln()).abs() < 1e-10, "{b}");
+        let se = fit.se[0].unwrap();
+        assert!(
+            (se - (1.0 / 23.0 + 1.0 / 7.0f64).sqrt()).abs() < 1e-10,
+            "{se}"
+        );
+    }
+
+    #[test]
+    fn a_duplicated_column_is_aliased() {
+        let y = [true, false, true, false, false, true];
+        let x1 = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.5];
+        let fit = logistic(&y, &[x1.clone(), x1]).unwrap();
+        assert!(fit.coef[1].is_some());
+        assert_eq!(fit.coef[2], None);
+    }
+}

@@ -1,0 +1,502 @@
+//! Regression models: `logistic_regression(is_case, x1 [, x2 …])`,
+//! `odds_ratio_per_sd(value, is_case [, covariate …])` and
+//! `conditional_logistic(is_case, matched_set, x1 [, x2 …])`.
+//!
+//! Fitting needs every row of a group more than once, so the state is the group's complete
+//! rows (a LIST<DOUBLE> of row-major values between partitions); `size()` counts them. A row
+//! counts when its label and every numeric argument are present and finite (complete cases,
+//! as R's `na.omit`).
+
+use std::mem::size_of;
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Float64Builder, Int64Builder,
+    ListBuilder, StructArray,
+};
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, Int64Type};
+use datafusion::common::{Result, exec_err, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::format_state_name;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature,
+    Volatility,
+};
+
+use crate::docs::{SECTION, doc};
+use crate::kernels::distributions::{normal_quantile, normal_sf};
+use crate::kernels::logistic::{Fit, MatchedSet, conditional_logistic, logistic};
+use crate::state::{
+    Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator, float_fields, float_struct,
+    passes,
+};
+
+/// Which model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Model {
+    /// `logistic_regression(is_case, x1 [, x2 …])`
+    Logistic,
+    /// `odds_ratio_per_sd(value, is_case [, covariate …])`
+    PerSd,
+    /// `conditional_logistic(is_case, matched_set, x1 [, x2 …])`
+    Conditional,
+}
+
+const PER_SD_FIELDS: [&str; 4] = ["odds_ratio", "lower", "upper", "p"];
+
+fn fit_fields() -> Fields {
+    let list = || DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)));
+    Fields::from(vec![
+        Field::new("coef", list(), true),
+        Field::new("se", list(), true),
+        Field::new("z", list(), true),
+        Field::new("p", list(), true),
+        Field::new("odds_ratio", list(), true),
+        Field::new("converged", DataType::Boolean, true),
+        Field::new("iterations", DataType::Int64, true),
+    ])
+}
+
+impl Model {
+    /// Every model of the family.
+    pub const ALL: [Model; 3] = [Model::Logistic, Model::PerSd, Model::Conditional];
+
+    /// The SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Logistic => "logistic_regression",
+            Model::PerSd => "odds_ratio_per_sd",
+            Model::Conditional => "conditional_logistic",
+        }
+    }
+
+    /// Arguments before the numeric predictors, and the least number of predictors.
+    fn layout(self) -> (usize, usize) {
+        match self {
+            Model::Logistic => (1, 1),
+            Model::PerSd => (2, 0),
+            Model::Conditional => (2, 1),
+        }
+    }
+
+    fn documentation(self) -> &'static Documentation {
+        static DOCS: OnceLock<[Documentation; 3]> = OnceLock::new();
+        let docs = DOCS.get_or_init(|| Model::ALL.map(Model::build_doc));
+        match self {
+            Model::Logistic => &docs[0],
+            Model::PerSd => &docs[1],
+            Model::Conditional => &docs[2],
+        }
+    }
+
+    fn build_doc(self) -> Documentation {
+        let label = "BOOLEAN outcome: true for cases.";
+        let x = "Numeric predictors (at least one; up to 32 in all).";
+        let fields = "Returns lists with one entry per coefficient (coef, se, z, p, odds_ratio = \
+                      exp(coef)), converged and iterations. A coefficient of a column that is a \
+                      linear combination of the columns before it is NULL (R: NA). Under \
+                      separation, where no finite maximum exists, converged is false and every \
+                      estimate NULL (R reports huge coefficients with a warning).";
+        match self {
+            Model::Logistic => doc(
+                SECTION,
+                &format!(
+                    "Logistic regression of case status on the predictors with an intercept \
+                     (first in the lists), by iteratively reweighted least squares as R's \
+                     glm(family = binomial): R's starting values, link clamps and deviance \
+                     convergence rule, with ε = 1e-14; Wald standard errors from the \
+                     information at the final estimate. Matches R's coefficients to about \
+                     1e-10 (R's own standard errors lag one iteration behind). Rows with a \
+                     NULL, NaN or infinite value are dropped. NULL without both outcomes. \
+                     {fields}"
+                ),
+                "logistic_regression(is_case, x1 [, x2 …])",
+                "SELECT biomarker, logistic_regression(s.is_case, m.value, s.age)['odds_ratio'][2] AS or_value\nFROM measurements m JOIN samples s USING (sample_id) GROUP BY biomarker;",
+            )
+            .with_argument("is_case", label)
+            .with_argument("x1, x2, …", x)
+            .build(),
+            Model::PerSd => doc(
+                SECTION,
+                "The odds ratio per standard deviation of the value: the value is \
+                 standardised by the mean and SD (n − 1) of the group's complete rows, then \
+                 glm(is_case ~ z + covariates, binomial) is fitted as logistic_regression \
+                 does; odds_ratio = exp(b), Wald interval exp(b ± 1.96·se), Wald p. NULL \
+                 without both outcomes, with zero variance, or under separation.",
+                "odds_ratio_per_sd(value, is_case [, covariate …])",
+                "SELECT biomarker, odds_ratio_per_sd(m.value, s.is_case, s.age) AS per_sd\nFROM measurements m JOIN samples s USING (sample_id) GROUP BY biomarker;",
+            )
+            .with_argument("value", "The measurement (numeric).")
+            .with_argument("is_case", label)
+            .with_argument("covariate, …", "Optional numeric covariates to adjust for.")
+            .build(),
+            Model::Conditional => doc(
+                SECTION,
+                &format!(
+                    "Conditional logistic regression for matched case-control sets, as R's \
+                     survival::clogit(method = 'exact'): the exact conditional likelihood \
+                     of each set (any number of cases and controls; Gail, Lubin & \
+                     Rubinstein's recursion), Newton-Raphson from 0 with step halving and \
+                     coxph's convergence rule with ε = 1e-12, standard errors from the \
+                     inverse information at the estimate. No intercept. Sets without a case \
+                     or without a control carry no information and are dropped; a \
+                     predictor constant within every set is aliased. NULL when no set is \
+                     informative. {fields}"
+                ),
+                "conditional_logistic(is_case, matched_set, x1 [, x2 …])",
+                "SELECT biomarker, conditional_logistic(s.is_case, s.matched_set, m.value)['odds_ratio'][1] AS or_value\nFROM measurements m JOIN samples s USING (sample_id) GROUP BY biomarker;",
+            )
+            .with_argument("is_case", label)
+            .with_argument("matched_set", "Integer identifier of the matched set.")
+            .with_argument("x1, x2, …", x)
+            .build(),
+        }
+    }
+}
+
+/// The most numeric columns a model takes.
+const MAX_COLUMNS: usize = 32;
+
+/// The aggregate UDF of one model.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ModelUdaf {
+    model: Model,
+    signature: Signature,
+}
+
+impl ModelUdaf {
+    /// The UDAF fitting `model`.
+    pub fn new(model: Model) -> Self {
+        Self {
+            model,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+
+    fn evaluate(&self) -> Evaluate<Rows> {
+        let model = self.model;
+        Evaluate::new(move |groups: &mut [Rows]| match model {
+            Model::Logistic => fits_array(groups.iter().map(|g| {
+                let (y, x) = g.columns();
+                logistic(&y, &x)
+            })),
+            Model::Conditional => fits_array(groups.iter().map(|g| {
+                let (sets, p) = g.matched_sets();
+                conditional_logistic(&sets, p)
+            })),
+            Model::PerSd => float_struct(&PER_SD_FIELDS, groups.iter().map(per_sd)),
+        })
+    }
+}
+
+fn per_sd(g: &Rows) -> Option<[Option<f64>; 4]> {
+    let (y, mut x) = g.columns();
+    let value = x.first_mut()?;
+    let n = value.len() as f64;
+    if n < 2.0 {
+        return None;
+    }
+    let mean = value.iter().sum::<f64>() / n;
+    let sd = (value.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)).sqrt();
+    if sd.is_nan() || sd <= 0.0 {
+        return None;
+    }
+    value.iter_mut().for_each(|v| *v = (*v - mean) / sd);
+    let fit = logistic(&y, &x)?;
+    let (b, se) = (fit.coef[1]?, fit.se[1]?);
+    let z = normal_quantile(0.975);
+    Some([
+        Some(b.exp()),
+        Some((b - z * se).exp()),
+        Some((b + z * se).exp()),
+        Some((2.0 * normal_sf((b / se).abs())).min(1.0)),
+    ])
+}
+
+fn fits_array(fits: impl Iterator<Item = Option<Fit>>) -> Result<ArrayRef> {
+    let mut lists: [ListBuilder<Float64Builder>; 5] =
+        std::array::from_fn(|_| ListBuilder::new(Float64Builder::new()));
+    let mut converged = BooleanBuilder::new();
+    let mut iterations = Int64Builder::new();
+    let mut valid = Vec::new();
+    for fit in fits {
+        valid.push(fit.is_some());
+        let Some(fit) = fit else {
+            lists.iter_mut().for_each(|l| l.append(false));
+            converged.append_null();
+            iterations.append_null();
+            continue;
+        };
+        let k = fit.coef.len();
+        let columns: [Vec<Option<f64>>; 5] = [
+            fit.coef.clone(),
+            fit.se.clone(),
+            (0..k).map(|i| fit.z(i)).collect(),
+            (0..k).map(|i| fit.p(i)).collect(),
+            fit.coef.iter().map(|c| c.map(f64::exp)).collect(),
+        ];
+        for (list, values) in lists.iter_mut().zip(columns) {
+            for v in values {
+                list.values().append_option(v);
+            }
+            list.append(true);
+        }
+        converged.append_value(fit.converged);
+        iterations.append_value(fit.iterations as i64);
+    }
+    let mut arrays: Vec<ArrayRef> = lists
+        .iter_mut()
+        .map(|l| Arc::new(l.finish()) as ArrayRef)
+        .collect();
+    arrays.push(Arc::new(converged.finish()));
+    arrays.push(Arc::new(iterations.finish()));
+    Ok(Arc::new(StructArray::try_new(
+        fit_fields(),
+        arrays,
+        Some(NullBuffer::from(valid)),
+    )?))
+}
+
+/// Every function of the family, for registration.
+pub fn all() -> Vec<Arc<AggregateUDF>> {
+    Model::ALL
+        .iter()
+        .map(|m| Arc::new(AggregateUDF::from(ModelUdaf::new(*m))))
+        .collect()
+}
+
+impl AggregateUDFImpl for ModelUdaf {
+    fn name(&self) -> &str {
+        self.model.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let name = self.name();
+        let (leading, least) = self.model.layout();
+        if arg_types.len() < leading + least || arg_types.len() > leading + MAX_COLUMNS {
+            return plan_err!(
+                "{name}: expected {} to {} arguments, got {}",
+                leading + least,
+                leading + MAX_COLUMNS,
+                arg_types.len()
+            );
+        }
+        let numeric = |i: usize, t: &DataType| -> Result<DataType> {
+            if t.is_numeric() || t.is_null() {
+                Ok(DataType::Float64)
+            } else {
+                plan_err!("{name}: argument {} must be numeric, got {t}", i + 1)
+            }
+        };
+        let boolean = |t: &DataType| -> Result<DataType> {
+            if matches!(t, DataType::Boolean | DataType::Null) {
+                Ok(DataType::Boolean)
+            } else {
+                plan_err!("{name}: is_case must be BOOLEAN (true = case), got {t}")
+            }
+        };
+        arg_types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match (self.model, i) {
+                (Model::Logistic | Model::Conditional, 0) | (Model::PerSd, 1) => boolean(t),
+                (Model::Conditional, 1) => {
+                    if t.is_integer() || t.is_null() {
+                        Ok(DataType::Int64)
+                    } else {
+                        plan_err!("{name}: matched_set must be an integer, got {t}")
+                    }
+                }
+                _ => numeric(i, t),
+            })
+            .collect()
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(match self.model {
+            Model::PerSd => DataType::Struct(float_fields(&PER_SD_FIELDS)),
+            _ => DataType::Struct(fit_fields()),
+        })
+    }
+
+    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(StateAccumulator::new(self.evaluate())))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(
+            format_state_name(args.name, "rows"),
+            DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true))),
+            true,
+        ))])
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        _args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(StateGroupsAccumulator::new(self.evaluate())))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(self.model.documentation())
+    }
+}
+
+/// A group's complete rows, row-major: [label (0/1), predictors…] or, for matched sets,
+/// [set id (its i64 bits), label, predictors…].
+#[derive(Debug, Default, Clone)]
+pub struct Rows {
+    width: usize,
+    matched: bool,
+    data: Vec<f64>,
+}
+
+impl Rows {
+    fn rows(&self) -> impl Iterator<Item = &[f64]> {
+        self.data.chunks_exact(self.width.max(1))
+    }
+
+    /// The labels and the predictor columns.
+    fn columns(&self) -> (Vec<bool>, Vec<Vec<f64>>) {
+        let skip = usize::from(self.matched);
+        let k = self.width.saturating_sub(1 + skip);
+        let mut y = Vec::new();
+        let mut x = vec![Vec::new(); k];
+        for row in self.rows() {
+            y.push(row[skip] != 0.0);
+            for (column, v) in x.iter_mut().zip(&row[skip + 1..]) {
+                column.push(*v);
+            }
+        }
+        (y, x)
+    }
+
+    /// The rows grouped into matched sets (ordered by set id), and the number of predictors.
+    fn matched_sets(&self) -> (Vec<MatchedSet>, usize) {
+        let mut by_set: std::collections::BTreeMap<i64, MatchedSet> = Default::default();
+        for row in self.rows() {
+            let set = by_set.entry(row[0].to_bits() as i64).or_default();
+            set.case.push(row[1] != 0.0);
+            set.x.push(row[2..].to_vec());
+        }
+        (by_set.into_values().collect(), self.width.saturating_sub(2))
+    }
+}
+
+impl GroupState for Rows {
+    fn update(
+        groups: &mut [Self],
+        values: &[ArrayRef],
+        filter: Option<&BooleanArray>,
+        group: impl Fn(usize) -> usize,
+    ) -> Result<usize> {
+        // Which argument is the label, and whether the second is a matched set.
+        let (label_at, matched) = match values.first().map(|v| v.data_type()) {
+            Some(DataType::Boolean) => (
+                0,
+                values.get(1).map(|v| v.data_type()) == Some(&DataType::Int64),
+            ),
+            _ => (1, false),
+        };
+        let Some(label) = values.get(label_at) else {
+            return exec_err!("missing the is_case argument");
+        };
+        let label = label.as_boolean();
+        let set = matched.then(|| values[1].as_primitive::<Int64Type>());
+        let numeric: Vec<&datafusion::arrow::array::Float64Array> = values
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != label_at && !(matched && *i == 1))
+            .map(|(_, v)| v.as_primitive::<Float64Type>())
+            .collect();
+        let width = numeric.len() + 1 + usize::from(matched);
+        let mut grew = 0;
+        let mut row_values = Vec::with_capacity(width);
+        'rows: for row in 0..label.len() {
+            if label.is_null(row) || !passes(filter, row) {
+                continue;
+            }
+            row_values.clear();
+            if let Some(set) = set {
+                if set.is_null(row) {
+                    continue;
+                }
+                row_values.push(f64::from_bits(set.value(row) as u64));
+            }
+            row_values.push(if label.value(row) { 1.0 } else { 0.0 });
+            // odds_ratio_per_sd takes the value first: it goes before the covariates.
+            for column in &numeric {
+                if column.is_null(row) || !column.value(row).is_finite() {
+                    continue 'rows;
+                }
+                row_values.push(column.value(row));
+            }
+            let g = &mut groups[group(row)];
+            g.width = width;
+            g.matched = matched;
+            let before = g.data.capacity();
+            g.data.extend_from_slice(&row_values);
+            grew += (g.data.capacity() - before) * size_of::<f64>();
+        }
+        Ok(grew)
+    }
+
+    fn merge(
+        groups: &mut [Self],
+        states: &[ArrayRef],
+        group: impl Fn(usize) -> usize,
+    ) -> Result<usize> {
+        let [list] = states else {
+            return exec_err!("expected 1 state array, got {}", states.len());
+        };
+        let list = list.as_list::<i32>();
+        let mut grew = 0;
+        for row in 0..list.len() {
+            if list.is_null(row) {
+                continue;
+            }
+            let values = list.value(row);
+            let values = values.as_primitive::<Float64Type>().values();
+            // The state carries its layout in its first two values: width and matched.
+            let [width, matched, data @ ..] = &values[..] else {
+                continue;
+            };
+            if data.is_empty() {
+                continue;
+            }
+            let g = &mut groups[group(row)];
+            g.width = *width as usize;
+            g.matched = *matched != 0.0;
+            let before = g.data.capacity();
+            g.data.extend_from_slice(data);
+            grew += (g.data.capacity() - before) * size_of::<f64>();
+        }
+        Ok(grew)
+    }
+
+    fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {
+        let mut builder = ListBuilder::new(Float64Builder::new());
+        for g in groups {
+            builder
+                .values()
+                .append_slice(&[g.width as f64, if g.matched { 1.0 } else { 0.0 }]);
+            builder.values().append_slice(&g.data);
+            builder.append(true);
+        }
+        Ok(vec![Arc::new(builder.finish())])
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.data.capacity() * size_of::<f64>()
+    }
+}
