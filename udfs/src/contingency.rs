@@ -158,8 +158,9 @@ impl TableTest {
                 "McNemar's test for matched pairs with a binary exposure, one row per pair: \
                  with b the pairs where only the case is exposed and c those where only the \
                  control is, χ² = (|b − c| − 1)² / (b + c) with the continuity correction \
-                 (default; applied even when b = c, as R's mcnemar.test does) or (b − c)² / \
-                 (b + c) without, 1 degree of freedom. NULL without discordant pairs.",
+                 (default; skipped when b = c, as R's mcnemar.test does) or (b − c)² / \
+                 (b + c) without, 1 degree of freedom. Matches R's mcnemar.test. NULL \
+                 without discordant pairs.",
                 "mcnemar(case_exposed, control_exposed [, correct])",
                 "SELECT mcnemar(c.value > 30, k.value > 30)['p'] AS p\nFROM pairs c JOIN pairs k ON c.pair_id = k.pair_id AND c.is_case AND NOT k.is_case;",
             )

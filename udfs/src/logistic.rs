@@ -176,17 +176,24 @@ impl ModelUdaf {
 
     fn evaluate(&self) -> Evaluate<Rows> {
         let model = self.model;
-        Evaluate::new(move |groups: &mut [Rows]| match model {
-            Model::Logistic => fits_array(groups.iter().map(|g| {
-                let (y, x) = g.columns();
-                logistic(&y, &x)
-            })),
-            Model::Conditional => fits_array(groups.iter().map(|g| {
-                let (sets, p) = g.matched_sets();
-                conditional_logistic(&sets, p)
-            })),
-            Model::PerSd => float_struct(&PER_SD_FIELDS, groups.iter().map(per_sd)),
+        Evaluate::new(move |groups: &mut [Rows]| {
+            groups.iter_mut().for_each(Rows::canonical);
+            evaluate_model(model, groups)
         })
+    }
+}
+
+fn evaluate_model(model: Model, groups: &mut [Rows]) -> Result<ArrayRef> {
+    match model {
+        Model::Logistic => fits_array(groups.iter().map(|g| {
+            let (y, x) = g.columns();
+            logistic(&y, &x)
+        })),
+        Model::Conditional => fits_array(groups.iter().map(|g| {
+            let (sets, p) = g.matched_sets();
+            conditional_logistic(&sets, p)
+        })),
+        Model::PerSd => float_struct(&PER_SD_FIELDS, groups.iter().map(per_sd)),
     }
 }
 
@@ -362,6 +369,21 @@ pub struct Rows {
 }
 
 impl Rows {
+    /// Puts the rows in a canonical order, so that the fit does not depend on the order in
+    /// which partial states arrived (floating-point sums are not associative).
+    fn canonical(&mut self) {
+        let width = self.width.max(1);
+        let mut rows: Vec<&[f64]> = self.data.chunks_exact(width).collect();
+        rows.sort_unstable_by(|a, b| {
+            a.iter()
+                .zip(b.iter())
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        self.data = rows.concat();
+    }
+
     fn rows(&self) -> impl Iterator<Item = &[f64]> {
         self.data.chunks_exact(self.width.max(1))
     }

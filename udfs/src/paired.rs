@@ -87,8 +87,10 @@ impl PairedTest {
                  it falls back to the normal approximation when there are ties or zeros. \
                  'asymptotic': z = (V − n(n+1)/4 − ½·sign) / σ with the tie-corrected σ² = \
                  n(n+1)(2n+1)/24 − Σ(t³ − t)/48. 'auto' (default) is R's rule: exact below \
-                 50 non-zero differences without ties or zeros. NULL when every difference \
-                 is 0.",
+                 50 non-zero differences without ties or zeros. The exact distribution is \
+                 computed up to 1,000 differences (p NULL beyond; R's overflows from about \
+                 1,040). Matches R; scipy.stats.wilcoxon's p agrees where both use the same \
+                 method. NULL when every difference is 0.",
                 "wilcoxon_signed_rank(diff [, method])",
                 "SELECT biomarker, wilcoxon_signed_rank(case_value - control_value)['p'] AS p\nFROM matched_pairs GROUP BY biomarker;",
             )
@@ -156,7 +158,7 @@ impl PairedUdaf {
                 &FIELDS,
                 groups
                     .iter_mut()
-                    .map(|g| signed_rank(&mut g.0, method).map(|r| [Some(r.statistic), Some(r.p)])),
+                    .map(|g| signed_rank(&mut g.0, method).map(|r| [Some(r.statistic), r.p])),
             )
         })
     }

@@ -1,4 +1,4 @@
-//! Rank statistics of two groups: `auc` and `mann_whitney`.
+//! Rank statistics of two groups: `auc`, `mann_whitney`, `auc_ci` and `ks_test`.
 //!
 //! Ranks need every value of a biomarker: the state is the finite values of the cases and of
 //! the controls (two LIST<DOUBLE> fields when partial states travel between partitions or
@@ -27,8 +27,11 @@ use datafusion::physical_expr::expressions::Literal;
 
 use crate::docs::{SECTION, doc};
 use crate::kernels::distributions::normal_quantile;
+use crate::kernels::ks::{KsMethod, ks_test};
 use crate::kernels::ranks::{RankSums, auto_uses_exact, delong_variance, rank_sums};
-use crate::state::GroupState;
+use crate::state::{GroupState, float_fields, float_struct};
+
+const KS_FIELDS: [&str; 2] = ["d", "p"];
 use crate::two_group::{coerce_value_and_label, for_each_row};
 
 /// The constant options of a rank aggregate.
@@ -50,14 +53,14 @@ pub enum Method {
 }
 
 impl Method {
-    fn parse(text: &str) -> Result<Self> {
+    fn parse(name: &str, text: &str) -> Result<Self> {
         match text.to_ascii_lowercase().as_str() {
             "auto" => Ok(Method::Auto),
             "asymptotic" => Ok(Method::Asymptotic),
             "exact" => Ok(Method::Exact),
-            other => plan_err!(
-                "mann_whitney: method must be 'auto', 'asymptotic' or 'exact', got '{other}'"
-            ),
+            other => {
+                plan_err!("{name}: method must be 'auto', 'asymptotic' or 'exact', got '{other}'")
+            }
         }
     }
 }
@@ -71,14 +74,17 @@ pub enum RankStatistic {
     MannWhitney,
     /// `auc_ci(value, is_case [, level])` → {auc, se, lower, upper}
     AucCi,
+    /// `ks_test(value, is_case [, method])` → {d, p}
+    Ks,
 }
 
 impl RankStatistic {
     /// Every statistic of the family.
-    pub const ALL: [RankStatistic; 3] = [
+    pub const ALL: [RankStatistic; 4] = [
         RankStatistic::Auc,
         RankStatistic::MannWhitney,
         RankStatistic::AucCi,
+        RankStatistic::Ks,
     ];
 
     /// The SQL name.
@@ -87,6 +93,7 @@ impl RankStatistic {
             RankStatistic::Auc => "auc",
             RankStatistic::MannWhitney => "mann_whitney",
             RankStatistic::AucCi => "auc_ci",
+            RankStatistic::Ks => "ks_test",
         }
     }
 
@@ -97,6 +104,7 @@ impl RankStatistic {
             RankStatistic::Auc => &docs[0],
             RankStatistic::MannWhitney => &docs[1],
             RankStatistic::AucCi => &docs[2],
+            RankStatistic::Ks => &docs[3],
         }
     }
 
@@ -134,6 +142,28 @@ impl RankStatistic {
             .with_argument(
                 "level",
                 "Optional constant confidence level in (0, 1); default 0.95.",
+            )
+            .build(),
+            RankStatistic::Ks => doc(
+                SECTION,
+                "Two-sample Kolmogorov-Smirnov test of cases against controls, two-sided, as \
+                 R's ks.test(cases, controls): d = the largest |F_case − F_control| over the \
+                 pooled sample's distinct values (computed exactly from counts). p: 'exact' = \
+                 the exact distribution given the ties (R ≥ 4.1's psmirnov; computed up to \
+                 n_case · n_control = 10,000,000, NULL beyond); 'asymptotic' = 1 − K(√(n_case \
+                 n_control / (n_case + n_control)) · d), Kolmogorov's limit to double \
+                 precision (R's C code truncates the series below 1 and can be up to 4e-5 \
+                 lower there); 'auto' (default) = R's rule, exact when n_case · n_control < \
+                 10,000. scipy's ks_2samp differs with ties (its exact method ignores them). \
+                 All fields NULL when a group is empty.",
+                "ks_test(value, is_case [, method])",
+                "SELECT biomarker, ks_test(value, is_case)['p'] AS p\nFROM measurements JOIN samples USING (sample_id) GROUP BY biomarker;",
+            )
+            .with_argument("value", value)
+            .with_argument("is_case", label)
+            .with_argument(
+                "method",
+                "Optional constant: 'auto' (default), 'asymptotic' or 'exact'.",
             )
             .build(),
             RankStatistic::MannWhitney => doc(
@@ -214,9 +244,17 @@ impl RankUdaf {
                     | ScalarValue::LargeUtf8(Some(s))
                     | ScalarValue::Utf8View(Some(s)),
                 ),
-            ) => options.method = Method::parse(s)?,
-            (RankStatistic::MannWhitney, _) => {
-                return plan_err!("mann_whitney: method must be a constant string");
+            ) => options.method = Method::parse(self.name(), s)?,
+            (
+                RankStatistic::Ks,
+                Some(
+                    ScalarValue::Utf8(Some(s))
+                    | ScalarValue::LargeUtf8(Some(s))
+                    | ScalarValue::Utf8View(Some(s)),
+                ),
+            ) => options.method = Method::parse(self.name(), s)?,
+            (RankStatistic::MannWhitney | RankStatistic::Ks, _) => {
+                return plan_err!("{}: method must be a constant string", self.name());
             }
             (RankStatistic::AucCi, Some(ScalarValue::Float64(Some(level))))
                 if *level > 0.0 && *level < 1.0 =>
@@ -252,7 +290,7 @@ impl AggregateUDFImpl for RankUdaf {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let name = self.name();
         match (self.statistic, arg_types) {
-            (RankStatistic::MannWhitney, [value, label, method]) => {
+            (RankStatistic::MannWhitney | RankStatistic::Ks, [value, label, method]) => {
                 if !matches!(
                     method,
                     DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
@@ -280,6 +318,7 @@ impl AggregateUDFImpl for RankUdaf {
             RankStatistic::Auc => DataType::Float64,
             RankStatistic::MannWhitney => DataType::Struct(mann_whitney_fields()),
             RankStatistic::AucCi => DataType::Struct(auc_ci_fields()),
+            RankStatistic::Ks => DataType::Struct(float_fields(&KS_FIELDS)),
         })
     }
 
@@ -396,6 +435,23 @@ fn evaluate_groups(
     options: Options,
     groups: &mut [GroupValues],
 ) -> Result<ArrayRef> {
+    if statistic == RankStatistic::Ks {
+        let method = match options.method {
+            Method::Auto => KsMethod::Auto,
+            Method::Exact => KsMethod::Exact,
+            Method::Asymptotic => KsMethod::Asymptotic,
+        };
+        return float_struct(
+            &KS_FIELDS,
+            groups.iter_mut().map(|g| {
+                g.sort();
+                (!g.case.is_empty() && !g.control.is_empty()).then(|| {
+                    let r = ks_test(&g.case, &g.control, method);
+                    [Some(r.d), r.p]
+                })
+            }),
+        );
+    }
     // rank_sums sorts each group's values in place, which delong_variance relies on.
     let sums: Vec<RankSums> = groups
         .iter_mut()
@@ -408,7 +464,7 @@ fn evaluate_groups(
             )));
         }
         RankStatistic::AucCi => return auc_ci_array(&sums, groups, options.level),
-        RankStatistic::MannWhitney => {}
+        RankStatistic::MannWhitney | RankStatistic::Ks => {}
     }
     let method = options.method;
     let mut u = Float64Builder::with_capacity(sums.len());

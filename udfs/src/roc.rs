@@ -304,10 +304,17 @@ impl RocUdaf {
         Ok(Evaluate::new(move |groups: &mut [PairedValues]| {
             float_struct(
                 &ROC_TEST_FIELDS,
-                groups.iter().map(|g| {
+                groups.iter_mut().map(|g| {
                     if g.case.is_empty() || g.control.is_empty() {
                         return None;
                     }
+                    // A canonical order: the result must not depend on how partial states
+                    // arrived (the covariance sums are not associative).
+                    let order = |x: &(f64, f64), y: &(f64, f64)| {
+                        x.0.total_cmp(&y.0).then(x.1.total_cmp(&y.1))
+                    };
+                    g.case.sort_unstable_by(order);
+                    g.control.sort_unstable_by(order);
                     let t = roc_test(&g.case, &g.control, level);
                     Some([
                         Some(t.auc_a),

@@ -143,14 +143,14 @@ pub fn chi2_2x2(t: &Table2x2, yates: bool) -> Option<ChiSquared> {
 
 /// McNemar's test of matched pairs (R `mcnemar.test`): `discordant_case` pairs where only
 /// the case is exposed, `discordant_control` pairs where only the control is; the statistic
-/// is (|b − c| − 1)² / (b + c) with the continuity correction (R applies it even when b = c),
-/// (b − c)² / (b + c) without. None without discordant pairs.
+/// is (|b − c| − 1)² / (b + c) with the continuity correction, which R skips when b = c (the
+/// statistic is then 0), and (b − c)² / (b + c) without. None without discordant pairs.
 pub fn mcnemar(discordant_case: u64, discordant_control: u64, correct: bool) -> Option<ChiSquared> {
     let (b, c) = (discordant_case as f64, discordant_control as f64);
     if b + c == 0.0 {
         return None;
     }
-    let deviation = (b - c).abs() - if correct { 1.0 } else { 0.0 };
+    let deviation = (b - c).abs() - if correct && b != c { 1.0 } else { 0.0 };
     let chi2 = deviation * deviation / (b + c);
     Some(ChiSquared {
         chi2,
@@ -453,9 +453,9 @@ mod tests {
     }
 
     #[test]
-    fn mcnemar_corrects_like_r_even_when_balanced() {
-        let r = mcnemar(5, 5, true).unwrap();
-        assert_eq!(r.chi2, 0.1);
+    fn mcnemar_corrects_like_r_except_when_balanced() {
+        assert_eq!(mcnemar(5, 5, true).unwrap().chi2, 0.0);
+        assert_eq!(mcnemar(7, 3, true).unwrap().chi2, 0.9);
         assert!(mcnemar(0, 0, true).is_none());
     }
 }

@@ -3,6 +3,7 @@
 pub mod adjust;
 pub mod contingency;
 pub mod distributions;
+pub mod ks;
 pub mod logistic;
 pub mod moments;
 pub mod ranks;

@@ -24,12 +24,17 @@ pub enum SignedRankMethod {
 pub struct SignedRank {
     /// V: the sum of the ranks of |diff| over the positive differences (R's statistic).
     pub statistic: f64,
-    /// The two-sided p-value.
-    pub p: f64,
+    /// The two-sided p-value (None when the exact method is asked for beyond [`EXACT_MAX`]).
+    pub p: Option<f64>,
 }
 
 /// R's cut-off: the exact distribution is used below 50 non-zero differences.
 pub const EXACT_BELOW: usize = 50;
+
+/// The most differences for which the exact distribution is computed when asked for (its
+/// counts stay below f64's range up to n = 1023; R's `psignrank` overflows from n ≈ 1040);
+/// beyond it the exact p is None.
+pub const EXACT_MAX: usize = 1000;
 
 /// The signed-rank test of `diffs` (finite values; reordered in place). Zeros are dropped
 /// before ranking, as R does. None when no difference is non-zero.
@@ -67,13 +72,13 @@ pub fn signed_rank(diffs: &mut Vec<f64>, method: SignedRankMethod) -> Option<Sig
     };
     let nf = n as f64;
     let p = if exact {
-        exact_p(statistic, n)
+        (n <= EXACT_MAX).then(|| exact_p(statistic, n))
     } else {
         let sigma = (nf * (nf + 1.0) * (2.0 * nf + 1.0) / 24.0 - tie_term / 48.0).sqrt();
         let centred = statistic - nf * (nf + 1.0) / 4.0;
         // R: z = (V − n(n+1)/4 − sign·½) / σ, p = 2 · min(Φ(z), 1 − Φ(z)).
         let z = (centred - 0.5 * sign(centred)) / sigma;
-        (2.0 * normal_sf(z.abs())).min(1.0)
+        Some((2.0 * normal_sf(z.abs())).min(1.0))
     };
     Some(SignedRank { statistic, p })
 }
