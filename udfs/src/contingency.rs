@@ -435,7 +435,7 @@ impl GroupState for Table2x2 {
         values: &[ArrayRef],
         filter: Option<&datafusion::arrow::array::BooleanArray>,
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         for_each_pair(values, filter, |row, exposed, is_case| {
             groups[group(row)].add(exposed, is_case)
         })?;
@@ -446,7 +446,7 @@ impl GroupState for Table2x2 {
         groups: &mut [Self],
         states: &[ArrayRef],
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let [a, b, c, d] = states else {
             return exec_err!("expected 4 count columns, got {}", states.len());
         };
@@ -505,7 +505,7 @@ impl GroupState for Strata {
         values: &[ArrayRef],
         filter: Option<&datafusion::arrow::array::BooleanArray>,
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let Some(strata) = values.get(2) else {
             return exec_err!("cmh_test: expected a stratum argument");
         };
@@ -518,14 +518,14 @@ impl GroupState for Strata {
                 grew += groups[group(row)].add(strata.value(row), &one);
             }
         })?;
-        Ok(grew)
+        Ok(grew as isize)
     }
 
     fn merge(
         groups: &mut [Self],
         states: &[ArrayRef],
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let [keys, counts] = states else {
             return exec_err!("cmh_test: expected 2 state columns, got {}", states.len());
         };
@@ -552,7 +552,7 @@ impl GroupState for Strata {
                 grew += groups[group(row)].add(k.value(i), &table);
             }
         }
-        Ok(grew)
+        Ok(grew as isize)
     }
 
     fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {
@@ -570,6 +570,15 @@ impl GroupState for Strata {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.tables.capacity() * (size_of::<(String, Table2x2)>() + 1) + self.key_bytes
+        // A hash table allocates a power of two of buckets (at most 7/8 full), one control
+        // byte per bucket and a group's width of extra control bytes.
+        let capacity = self.tables.capacity();
+        let table = if capacity == 0 {
+            0
+        } else {
+            let buckets = (capacity * 8 / 7).max(capacity + 1).next_power_of_two();
+            buckets * (size_of::<(String, Table2x2)>() + 1) + 16
+        };
+        table + self.key_bytes
     }
 }

@@ -421,7 +421,7 @@ impl GroupState for Rows {
         values: &[ArrayRef],
         filter: Option<&BooleanArray>,
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         // Which argument is the label, and whether the second is a matched set.
         let (label_at, matched) = match values.first().map(|v| v.data_type()) {
             Some(DataType::Boolean) => (
@@ -470,14 +470,14 @@ impl GroupState for Rows {
             g.data.extend_from_slice(&row_values);
             grew += (g.data.capacity() - before) * size_of::<f64>();
         }
-        Ok(grew)
+        Ok(grew as isize)
     }
 
     fn merge(
         groups: &mut [Self],
         states: &[ArrayRef],
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let [list] = states else {
             return exec_err!("expected 1 state array, got {}", states.len());
         };
@@ -503,7 +503,7 @@ impl GroupState for Rows {
             g.data.extend_from_slice(data);
             grew += (g.data.capacity() - before) * size_of::<f64>();
         }
-        Ok(grew)
+        Ok(grew as isize)
     }
 
     fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {

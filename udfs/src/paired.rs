@@ -281,7 +281,7 @@ impl GroupState for Moments {
         values: &[ArrayRef],
         filter: Option<&BooleanArray>,
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         for_each_diff(values, filter, |row, x| groups[group(row)].push(x))?;
         Ok(0)
     }
@@ -290,7 +290,7 @@ impl GroupState for Moments {
         groups: &mut [Self],
         states: &[ArrayRef],
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let [n, mean, mean_lo, m2] = states else {
             return exec_err!("expected 4 moment state arrays, got {}", states.len());
         };
@@ -332,7 +332,7 @@ impl GroupState for Diffs {
         values: &[ArrayRef],
         filter: Option<&BooleanArray>,
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let mut grew = 0;
         for_each_diff(values, filter, |row, x| {
             let v = &mut groups[group(row)].0;
@@ -340,14 +340,14 @@ impl GroupState for Diffs {
             v.push(x);
             grew += (v.capacity() - before) * size_of::<f64>();
         })?;
-        Ok(grew)
+        Ok(grew as isize)
     }
 
     fn merge(
         groups: &mut [Self],
         states: &[ArrayRef],
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let [list] = states else {
             return exec_err!("expected 1 state array, got {}", states.len());
         };
@@ -363,7 +363,7 @@ impl GroupState for Diffs {
             v.extend_from_slice(values.as_primitive::<Float64Type>().values());
             grew += (v.capacity() - before) * size_of::<f64>();
         }
-        Ok(grew)
+        Ok(grew as isize)
     }
 
     fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {

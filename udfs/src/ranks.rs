@@ -8,20 +8,20 @@
 //! Conventions (DESIGN.md): `is_case` is a BOOLEAN; rows whose value or label is NULL, NaN or
 //! infinite are skipped; an undefined statistic (an empty group) is NULL.
 
-use std::mem::size_of;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Float64Builder, ListBuilder, StructArray,
+    UInt64Builder,
 };
 use datafusion::arrow::buffer::NullBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, UInt64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
-    Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature,
+    Volatility,
 };
 use datafusion::physical_expr::expressions::Literal;
 
@@ -29,7 +29,10 @@ use crate::docs::{SECTION, doc};
 use crate::kernels::distributions::normal_quantile;
 use crate::kernels::ks::{KsMethod, ks_test};
 use crate::kernels::ranks::{RankSums, auto_uses_exact, delong_variance, rank_sums};
-use crate::state::{GroupState, float_fields, float_struct};
+use crate::kernels::tally::Tally;
+use crate::state::{
+    Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator, float_fields, float_struct,
+};
 
 const KS_FIELDS: [&str; 2] = ["d", "p"];
 use crate::two_group::{coerce_value_and_label, for_each_row};
@@ -270,6 +273,16 @@ impl RankUdaf {
     }
 }
 
+impl RankUdaf {
+    fn evaluate(&self, args: &AccumulatorArgs) -> Result<Evaluate<GroupValues>> {
+        let (statistic, options) = (self.statistic, self.options(args)?);
+        Ok(Evaluate::new(move |groups: &mut [GroupValues]| {
+            groups.iter_mut().for_each(GroupValues::compact);
+            evaluate_groups(statistic, options, groups)
+        }))
+    }
+}
+
 /// Every function of the family, for registration.
 pub fn all() -> Vec<Arc<AggregateUDF>> {
     RankStatistic::ALL
@@ -323,25 +336,11 @@ impl AggregateUDFImpl for RankUdaf {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(RankAccumulator {
-            statistic: self.statistic,
-            options: self.options(&args)?,
-            values: GroupValues::default(),
-        }))
+        Ok(Box::new(StateAccumulator::new(self.evaluate(&args)?)))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let list = DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)));
-        Ok(["case_values", "control_values"]
-            .iter()
-            .map(|n| {
-                Arc::new(Field::new(
-                    format_state_name(args.name, n),
-                    list.clone(),
-                    true,
-                ))
-            })
-            .collect())
+        Ok(GroupValues::state_fields(args.name))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -352,12 +351,7 @@ impl AggregateUDFImpl for RankUdaf {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(RankGroupsAccumulator {
-            statistic: self.statistic,
-            options: self.options(&args)?,
-            groups: Vec::new(),
-            heap_bytes: 0,
-        }))
+        Ok(Box::new(StateGroupsAccumulator::new(self.evaluate(&args)?)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -365,22 +359,39 @@ impl AggregateUDFImpl for RankUdaf {
     }
 }
 
-/// The finite values of one group's cases and controls.
+/// The finite values of one group's cases and controls, as tallies: sorted distinct values
+/// with counts (see [`Tally`]), so a group holds about as much as it has distinct values.
+/// Between partitions the state is four lists: the values and counts of the cases and of the
+/// controls (counts empty when every count is 1).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct GroupValues {
-    pub(crate) case: Vec<f64>,
-    pub(crate) control: Vec<f64>,
+    pub(crate) case: Tally,
+    pub(crate) control: Tally,
 }
 
 impl GroupValues {
-    fn heap_bytes(&self) -> usize {
-        (self.case.capacity() + self.control.capacity()) * size_of::<f64>()
+    /// Merges every pending value, so that the tallies' runs hold everything.
+    pub(crate) fn compact(&mut self) {
+        self.case.compact();
+        self.control.compact();
     }
 
-    /// Sorts both groups ascending.
-    pub(crate) fn sort(&mut self) {
-        self.case.sort_unstable_by(f64::total_cmp);
-        self.control.sort_unstable_by(f64::total_cmp);
+    fn bytes(&self) -> usize {
+        self.case.heap_bytes() + self.control.heap_bytes()
+    }
+
+    /// The state fields of an aggregate named `name` that keeps these values.
+    pub(crate) fn state_fields(name: &str) -> Vec<FieldRef> {
+        let list = |t: DataType| DataType::List(Arc::new(Field::new_list_field(t, true)));
+        [
+            ("case_values", DataType::Float64),
+            ("case_counts", DataType::UInt64),
+            ("control_values", DataType::Float64),
+            ("control_counts", DataType::UInt64),
+        ]
+        .into_iter()
+        .map(|(n, t)| Arc::new(Field::new(format_state_name(name, n), list(t), true)))
+        .collect()
     }
 }
 
@@ -390,17 +401,17 @@ impl GroupState for GroupValues {
         values: &[ArrayRef],
         filter: Option<&BooleanArray>,
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize> {
-        let mut grew = 0;
+    ) -> Result<isize> {
+        let mut grew = 0isize;
         for_each_row(values, filter, |row, x, is_case| {
             let g = &mut groups[group(row)];
-            let before = g.heap_bytes();
+            let before = g.bytes() as isize;
             if is_case {
                 g.case.push(x)
             } else {
                 g.control.push(x)
             }
-            grew += g.heap_bytes() - before;
+            grew += g.bytes() as isize - before;
         })?;
         Ok(grew)
     }
@@ -409,24 +420,83 @@ impl GroupState for GroupValues {
         groups: &mut [Self],
         states: &[ArrayRef],
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize> {
-        let mut grew = 0;
-        for_each_state(states, |row, case, control| {
+    ) -> Result<isize> {
+        let [case_values, case_counts, control_values, control_counts] = states else {
+            return exec_err!("expected 4 state arrays, got {}", states.len());
+        };
+        let lists =
+            [case_values, case_counts, control_values, control_counts].map(|a| a.as_list::<i32>());
+        let mut grew = 0isize;
+        for row in 0..lists[0].len() {
+            if lists.iter().any(|l| l.is_null(row)) {
+                continue;
+            }
             let g = &mut groups[group(row)];
-            let before = g.heap_bytes();
-            g.case.extend_from_slice(case);
-            g.control.extend_from_slice(control);
-            grew += g.heap_bytes() - before;
-        })?;
+            let before = g.bytes() as isize;
+            for (tally, values, counts) in [
+                (&mut g.case, lists[0].value(row), lists[1].value(row)),
+                (&mut g.control, lists[2].value(row), lists[3].value(row)),
+            ] {
+                let values = values.as_primitive::<Float64Type>().values();
+                let counts = counts.as_primitive::<UInt64Type>().values();
+                if counts.is_empty() {
+                    values.iter().for_each(|&x| tally.push(x));
+                } else if counts.len() == values.len() {
+                    for (&x, &c) in values.iter().zip(counts.iter()) {
+                        tally.push_run(x, c);
+                    }
+                } else {
+                    return exec_err!(
+                        "malformed rank state: {} values, {} counts",
+                        values.len(),
+                        counts.len()
+                    );
+                }
+            }
+            grew += g.bytes() as isize - before;
+        }
         Ok(grew)
     }
 
     fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {
-        Ok(state_arrays(groups))
+        // Each tally as runs: its compacted part, then its pending values and runs.
+        let mut columns: [(ListBuilder<Float64Builder>, ListBuilder<UInt64Builder>); 2] =
+            std::array::from_fn(|_| {
+                (
+                    ListBuilder::new(Float64Builder::new()),
+                    ListBuilder::new(UInt64Builder::new()),
+                )
+            });
+        for g in groups {
+            for (tally, (values, counts)) in
+                [&g.case, &g.control].into_iter().zip(columns.iter_mut())
+            {
+                let runs = tally.all_runs();
+                let ones = runs.iter().all(|&(_, c)| c == 1);
+                for &(x, c) in &runs {
+                    values.values().append_value(x);
+                    if !ones {
+                        counts.values().append_value(c);
+                    }
+                }
+                values.append(true);
+                counts.append(true);
+            }
+        }
+        let [
+            (mut case_values, mut case_counts),
+            (mut control_values, mut control_counts),
+        ] = columns;
+        Ok(vec![
+            Arc::new(case_values.finish()),
+            Arc::new(case_counts.finish()),
+            Arc::new(control_values.finish()),
+            Arc::new(control_counts.finish()),
+        ])
     }
 
     fn heap_bytes(&self) -> usize {
-        GroupValues::heap_bytes(self)
+        self.bytes()
     }
 }
 
@@ -444,7 +514,6 @@ fn evaluate_groups(
         return float_struct(
             &KS_FIELDS,
             groups.iter_mut().map(|g| {
-                g.sort();
                 (!g.case.is_empty() && !g.control.is_empty()).then(|| {
                     let r = ks_test(&g.case, &g.control, method);
                     [Some(r.d), r.p]
@@ -452,10 +521,9 @@ fn evaluate_groups(
             }),
         );
     }
-    // rank_sums sorts each group's values in place, which delong_variance relies on.
     let sums: Vec<RankSums> = groups
-        .iter_mut()
-        .map(|g| rank_sums(&mut g.case, &mut g.control))
+        .iter()
+        .map(|g| rank_sums(&g.case, &g.control))
         .collect();
     match statistic {
         RankStatistic::Auc => {
@@ -505,7 +573,7 @@ fn evaluate_groups(
     )?))
 }
 
-/// {auc, se, lower, upper} per group; the groups' values must be sorted.
+/// {auc, se, lower, upper} per group; the groups must be compacted.
 fn auc_ci_array(sums: &[RankSums], groups: &[GroupValues], level: f64) -> Result<ArrayRef> {
     let z = normal_quantile(0.5 + level / 2.0);
     let mut columns: [Float64Builder; 4] = Default::default();
@@ -531,184 +599,4 @@ fn auc_ci_array(sums: &[RankSums], groups: &[GroupValues], level: f64) -> Result
         arrays,
         Some(NullBuffer::from(valid)),
     )?))
-}
-
-/// Calls `f(row, case_values, control_values)` for each state row.
-fn for_each_state(states: &[ArrayRef], mut f: impl FnMut(usize, &[f64], &[f64])) -> Result<()> {
-    let [case, control] = states else {
-        return exec_err!("expected 2 state arrays, got {}", states.len());
-    };
-    let (case, control) = (case.as_list::<i32>(), control.as_list::<i32>());
-    for row in 0..case.len() {
-        if case.is_null(row) || control.is_null(row) {
-            continue;
-        }
-        let a = case.value(row);
-        let b = control.value(row);
-        f(
-            row,
-            a.as_primitive::<Float64Type>().values(),
-            b.as_primitive::<Float64Type>().values(),
-        );
-    }
-    Ok(())
-}
-
-fn state_arrays(groups: &[GroupValues]) -> Vec<ArrayRef> {
-    let list = |pick: fn(&GroupValues) -> &Vec<f64>| -> ArrayRef {
-        let total = groups.iter().map(|g| pick(g).len()).sum();
-        let mut builder =
-            ListBuilder::with_capacity(Float64Builder::with_capacity(total), groups.len());
-        for g in groups {
-            builder.values().append_slice(pick(g));
-            builder.append(true);
-        }
-        Arc::new(builder.finish())
-    };
-    vec![list(|g| &g.case), list(|g| &g.control)]
-}
-
-/// One group's accumulator (no GROUP BY, windows).
-#[derive(Debug)]
-struct RankAccumulator {
-    statistic: RankStatistic,
-    options: Options,
-    values: GroupValues,
-}
-
-impl Accumulator for RankAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let v = &mut self.values;
-        for_each_row(values, None, |_, x, is_case| {
-            if is_case {
-                v.case.push(x)
-            } else {
-                v.control.push(x)
-            }
-        })
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let v = &mut self.values;
-        for_each_state(states, |_, case, control| {
-            v.case.extend_from_slice(case);
-            v.control.extend_from_slice(control);
-        })
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        state_arrays(std::slice::from_ref(&self.values))
-            .iter()
-            .map(|a| ScalarValue::try_from_array(a, 0))
-            .collect()
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        // Evaluate a copy: in a window the accumulator goes on receiving rows.
-        let mut group = [self.values.clone()];
-        let array = evaluate_groups(self.statistic, self.options, &mut group)?;
-        ScalarValue::try_from_array(&array, 0)
-    }
-
-    fn size(&self) -> usize {
-        size_of::<Self>() + self.values.heap_bytes()
-    }
-}
-
-/// Every group's values (the GROUP BY path). `heap_bytes` tracks the vectors' capacity so
-/// that `size()` is exact without walking every group.
-#[derive(Debug)]
-struct RankGroupsAccumulator {
-    statistic: RankStatistic,
-    options: Options,
-    groups: Vec<GroupValues>,
-    heap_bytes: usize,
-}
-
-impl RankGroupsAccumulator {
-    fn add(&mut self, group: usize, f: impl FnOnce(&mut GroupValues)) {
-        let g = &mut self.groups[group];
-        let before = g.heap_bytes();
-        f(g);
-        self.heap_bytes = self.heap_bytes + g.heap_bytes() - before;
-    }
-}
-
-impl GroupsAccumulator for RankGroupsAccumulator {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.groups.resize(total_num_groups, GroupValues::default());
-        let mut rows = Vec::new();
-        for_each_row(values, opt_filter, |row, x, is_case| {
-            rows.push((row, x, is_case))
-        })?;
-        for (row, x, is_case) in rows {
-            self.add(group_indices[row], |g| {
-                if is_case {
-                    g.case.push(x)
-                } else {
-                    g.control.push(x)
-                }
-            });
-        }
-        Ok(())
-    }
-
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.groups.resize(total_num_groups, GroupValues::default());
-        let mut pending = Vec::new();
-        for_each_state(values, |row, case, control| {
-            pending.push((row, case.to_vec(), control.to_vec()))
-        })?;
-        for (row, case, control) in pending {
-            self.add(group_indices[row], |g| {
-                g.case.extend_from_slice(&case);
-                g.control.extend_from_slice(&control);
-            });
-        }
-        Ok(())
-    }
-
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let mut groups = emit_to.take_needed(&mut self.groups);
-        self.heap_bytes -= groups.iter().map(GroupValues::heap_bytes).sum::<usize>();
-        evaluate_groups(self.statistic, self.options, &mut groups)
-    }
-
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let groups = emit_to.take_needed(&mut self.groups);
-        self.heap_bytes -= groups.iter().map(GroupValues::heap_bytes).sum::<usize>();
-        Ok(state_arrays(&groups))
-    }
-
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        let rows = values.first().map_or(0, |v| v.len());
-        let mut groups = vec![GroupValues::default(); rows];
-        for_each_row(values, opt_filter, |row, x, is_case| {
-            if is_case {
-                groups[row].case.push(x)
-            } else {
-                groups[row].control.push(x)
-            }
-        })?;
-        Ok(state_arrays(&groups))
-    }
-
-    fn size(&self) -> usize {
-        size_of::<Self>() + self.groups.capacity() * size_of::<GroupValues>() + self.heap_bytes
-    }
 }

@@ -219,7 +219,7 @@ impl RocUdaf {
             groups: &mut [GroupValues],
         ) -> impl Iterator<Item = Option<Vec<crate::kernels::roc::RocPoint>>> + '_ {
             groups.iter_mut().map(|g| {
-                g.sort();
+                g.compact();
                 (!g.case.is_empty() && !g.control.is_empty())
                     .then(|| roc_curve(&g.case, &g.control))
             })
@@ -441,11 +441,11 @@ impl AggregateUDFImpl for RocUdaf {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        if self.function != RocFunction::RocTest {
+            return Ok(GroupValues::state_fields(args.name));
+        }
         let list = DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)));
-        let names: &[&str] = match self.function {
-            RocFunction::RocTest => &["case_a", "case_b", "control_a", "control_b"],
-            _ => &["case_values", "control_values"],
-        };
+        let names = ["case_a", "case_b", "control_a", "control_b"];
         Ok(names
             .iter()
             .map(|n| {
@@ -496,7 +496,7 @@ impl GroupState for PairedValues {
         values: &[ArrayRef],
         filter: Option<&BooleanArray>,
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let [a, b, label, ..] = values else {
             return exec_err!("roc_test: expected 3 arguments, got {}", values.len());
         };
@@ -523,14 +523,14 @@ impl GroupState for PairedValues {
             }
             grew += g.bytes() - before;
         }
-        Ok(grew)
+        Ok(grew as isize)
     }
 
     fn merge(
         groups: &mut [Self],
         states: &[ArrayRef],
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let [ca, cb, ka, kb] = states else {
             return exec_err!("roc_test: expected 4 state arrays, got {}", states.len());
         };
@@ -549,7 +549,7 @@ impl GroupState for PairedValues {
             g.control.extend(ka.into_iter().zip(kb));
             grew += g.bytes() - before;
         }
-        Ok(grew)
+        Ok(grew as isize)
     }
 
     fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {

@@ -18,21 +18,21 @@ use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 pub trait GroupState: fmt::Debug + Default + Clone + Send + Sync + 'static {
     /// Adds the rows of `values` (the aggregate's arguments after coercion) that pass
     /// `filter`, row `r` to `groups[group(r)]`. Returns by how many bytes the states' heap
-    /// allocations grew.
+    /// allocations grew (negative when they shrank, as when values are compacted).
     fn update(
         groups: &mut [Self],
         values: &[ArrayRef],
         filter: Option<&BooleanArray>,
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize>;
+    ) -> Result<isize>;
 
     /// Merges partial states (the columns of [`GroupState::to_arrays`]), row `r` into
-    /// `groups[group(r)]`. Returns by how many bytes the heap allocations grew.
+    /// `groups[group(r)]`. Returns by how many bytes the heap allocations grew (or shrank).
     fn merge(
         groups: &mut [Self],
         states: &[ArrayRef],
         group: impl Fn(usize) -> usize,
-    ) -> Result<usize>;
+    ) -> Result<isize>;
 
     /// The states as Arrow columns, one row per group, matching the UDAF's `state_fields`.
     fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>>;
@@ -149,9 +149,10 @@ impl<S: GroupState> GroupsAccumulator for StateGroupsAccumulator<S> {
         total_num_groups: usize,
     ) -> Result<()> {
         self.groups.resize(total_num_groups, S::default());
-        self.heap_bytes += S::update(&mut self.groups, values, opt_filter, |row| {
+        let delta = S::update(&mut self.groups, values, opt_filter, |row| {
             group_indices[row]
         })?;
+        self.heap_bytes = self.heap_bytes.saturating_add_signed(delta);
         Ok(())
     }
 
@@ -162,7 +163,8 @@ impl<S: GroupState> GroupsAccumulator for StateGroupsAccumulator<S> {
         total_num_groups: usize,
     ) -> Result<()> {
         self.groups.resize(total_num_groups, S::default());
-        self.heap_bytes += S::merge(&mut self.groups, values, |row| group_indices[row])?;
+        let delta = S::merge(&mut self.groups, values, |row| group_indices[row])?;
+        self.heap_bytes = self.heap_bytes.saturating_add_signed(delta);
         Ok(())
     }
 

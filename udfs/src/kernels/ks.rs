@@ -10,6 +10,9 @@
 
 use std::f64::consts::PI;
 
+use super::ranks::merged_runs;
+use super::tally::Tally;
+
 /// How the p-value is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KsMethod {
@@ -38,37 +41,20 @@ pub struct Ks {
     pub p: Option<f64>,
 }
 
-/// The KS test of sorted, finite `case` and `control` values (both non-empty).
-pub fn ks_test(case: &[f64], control: &[f64], method: KsMethod) -> Ks {
-    let (m, n) = (case.len() as u64, control.len() as u64);
-    // Walk the pooled order; after each run of equal values the case and control counts are
-    // (u, v), and |u/m − v/n| = |u·n − v·m| / (m·n) is compared as an integer.
+/// The KS test of compacted, non-empty tallies of `case` and `control` values.
+pub fn ks_test(case: &Tally, control: &Tally, method: KsMethod) -> Ks {
+    let (m, n) = (case.len(), control.len());
+    // After each distinct pooled value the case and control counts are (u, v), and
+    // |u/m − v/n| = |u·n − v·m| / (m·n) is compared as an integer.
     let mut ends = Vec::new();
-    let (mut i, mut j) = (0usize, 0usize);
+    let (mut u, mut v) = (0u64, 0u64);
     let mut d_scaled = 0u64;
-    while i < case.len() || j < control.len() {
-        let v = match (case.get(i), control.get(j)) {
-            (Some(&a), Some(&b)) => {
-                if b < a {
-                    b
-                } else {
-                    a
-                }
-            }
-            (Some(&a), None) => a,
-            (None, Some(&b)) => b,
-            (None, None) => break,
-        };
-        while i < case.len() && case[i] == v {
-            i += 1;
-        }
-        while j < control.len() && control[j] == v {
-            j += 1;
-        }
-        let gap = (i as u64 * n).abs_diff(j as u64 * m);
-        d_scaled = d_scaled.max(gap);
-        ends.push(i + j);
-    }
+    merged_runs(case, control, |_, cases_here, controls_here| {
+        u += cases_here;
+        v += controls_here;
+        d_scaled = d_scaled.max((u * n).abs_diff(v * m));
+        ends.push((u + v) as usize);
+    });
     let d = d_scaled as f64 / (m as f64 * n as f64);
     let exact = match method {
         KsMethod::Exact => true,
@@ -178,7 +164,17 @@ mod tests {
     #[test]
     fn complete_separation_has_the_smallest_exact_p() {
         // 3 cases all above 3 controls: D = 1, p = 2 / C(6, 3).
-        let r = ks_test(&[4.0, 5.0, 6.0], &[1.0, 2.0, 3.0], KsMethod::Exact);
+        let tally = |v: &[f64]| {
+            let mut t = Tally::default();
+            v.iter().for_each(|&x| t.push(x));
+            t.compact();
+            t
+        };
+        let r = ks_test(
+            &tally(&[4.0, 5.0, 6.0]),
+            &tally(&[1.0, 2.0, 3.0]),
+            KsMethod::Exact,
+        );
         assert_eq!(r.d, 1.0);
         assert!((r.p.unwrap() - 0.1).abs() < 1e-15);
     }

@@ -9,3 +9,4 @@ pub mod moments;
 pub mod ranks;
 pub mod roc;
 pub mod signed_rank;
+pub mod tally;

@@ -9,6 +9,7 @@
 //!    (Andrews, *The Theory of Partitions*, Gaussian binomial coefficients).
 
 use super::distributions::{ln_normal_two_sided_p, normal_sf};
+use super::tally::Tally;
 
 /// U of the cases (R's `W` with the cases first), the group sizes and the tie term
 /// Σ (t³ − t) over groups of tied values.
@@ -24,40 +25,57 @@ pub struct RankSums {
     pub ties: f64,
 }
 
-/// Ranks cases against controls. Sorts its inputs in place; values must be finite.
-pub fn rank_sums(case: &mut [f64], control: &mut [f64]) -> RankSums {
-    case.sort_unstable_by(f64::total_cmp);
-    control.sort_unstable_by(f64::total_cmp);
-    // Merge the two sorted lists, one tie group at a time: U₁ counts, for each case, the
-    // controls below it plus half of the controls equal to it.
-    let (mut i, mut j) = (0, 0);
+/// Ranks cases against controls (compacted tallies of finite values): U₁ counts, for each
+/// case, the controls below it plus half of the controls equal to it.
+pub fn rank_sums(case: &Tally, control: &Tally) -> RankSums {
     let mut u = 0.0;
     let mut ties = 0.0;
-    while i < case.len() || j < control.len() {
-        let v = match (case.get(i), control.get(j)) {
-            (Some(&a), Some(&b)) => a.min(b),
-            (Some(&a), None) => a,
-            (None, Some(&b)) => b,
-            (None, None) => break,
-        };
-        let start_i = i;
-        while i < case.len() && case[i] == v {
-            i += 1;
-        }
-        let start_j = j;
-        while j < control.len() && control[j] == v {
-            j += 1;
-        }
-        let (cases_here, controls_here) = ((i - start_i) as f64, (j - start_j) as f64);
-        u += cases_here * (start_j as f64 + 0.5 * controls_here);
-        let t = cases_here + controls_here;
+    let mut controls_below = 0u64;
+    merged_runs(case, control, |_, cases_here, controls_here| {
+        u += cases_here as f64 * (controls_below as f64 + 0.5 * controls_here as f64);
+        controls_below += controls_here;
+        let t = (cases_here + controls_here) as f64;
         ties += t * t * t - t;
-    }
+    });
     RankSums {
         u,
-        n_case: case.len(),
-        n_control: control.len(),
+        n_case: case.len() as usize,
+        n_control: control.len() as usize,
         ties,
+    }
+}
+
+/// Walks the distinct values of two compacted tallies in ascending order (equal values, −0
+/// and 0 included, together), calling `f(value, count in a, count in b)`.
+pub fn merged_runs(a: &Tally, b: &Tally, mut f: impl FnMut(f64, u64, u64)) {
+    let (va, vb) = (a.values(), b.values());
+    let (mut i, mut j) = (0, 0);
+    while i < va.len() || j < vb.len() {
+        let v = match (va.get(i), vb.get(j)) {
+            (Some(&x), Some(&y)) => {
+                if y < x {
+                    y
+                } else {
+                    x
+                }
+            }
+            (Some(&x), None) => x,
+            (None, Some(&y)) => y,
+            (None, None) => break,
+        };
+        let here_a = if i < va.len() && va[i] == v {
+            i += 1;
+            a.count(i - 1)
+        } else {
+            0
+        };
+        let here_b = if j < vb.len() && vb[j] == v {
+            j += 1;
+            b.count(j - 1)
+        } else {
+            0
+        };
+        f(v, here_a, here_b);
     }
 }
 
@@ -115,47 +133,41 @@ impl RankSums {
 }
 
 /// DeLong's variance of the AUC from the placement values (DeLong, DeLong & Clarke-Pearson
-/// 1988; computed in O(n log n) as Sun & Xu 2014 do, here by two merge sweeps over the sorted
-/// groups): V₁₀(x) = P(control < x) + ½ P(control = x) for each case, V₀₁(y) = P(case > y) +
-/// ½ P(case = y) for each control; var = s²(V₁₀)/n₁ + s²(V₀₁)/n₀ with n − 1 denominators.
-/// Both slices must be sorted ascending. None when a group has fewer than 2 values.
-pub fn delong_variance(case: &[f64], control: &[f64]) -> Option<f64> {
+/// 1988; computed in O(n log n) as Sun & Xu 2014 do, here by one merge sweep over the
+/// compacted groups, each distinct value weighted by its count): V₁₀(x) = P(control < x) +
+/// ½ P(control = x) for each case, V₀₁(y) = P(case > y) + ½ P(case = y) for each control;
+/// var = s²(V₁₀)/n₁ + s²(V₀₁)/n₀ with n − 1 denominators. None when a group has fewer than 2
+/// values.
+pub fn delong_variance(case: &Tally, control: &Tally) -> Option<f64> {
     let (n1, n0) = (case.len(), control.len());
     if n1 < 2 || n0 < 2 {
         return None;
     }
-    // For each value of `of`, (how many of `among` are below it, how many equal it).
-    fn placements(of: &[f64], among: &[f64]) -> Vec<(usize, usize)> {
-        let (mut below, mut upto) = (0, 0);
-        of.iter()
-            .map(|&x| {
-                while below < among.len() && among[below] < x {
-                    below += 1;
-                }
-                upto = upto.max(below);
-                while upto < among.len() && among[upto] == x {
-                    upto += 1;
-                }
-                (below, upto - below)
-            })
-            .collect()
-    }
-    let variance = |v: &[f64]| {
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (v.len() - 1) as f64
+    // (placement value, weight) of each distinct case value and control value.
+    let mut v10: Vec<(f64, u64)> = Vec::with_capacity(case.distinct());
+    let mut v01: Vec<(f64, u64)> = Vec::with_capacity(control.distinct());
+    let (mut cases_below, mut controls_below) = (0u64, 0u64);
+    merged_runs(case, control, |_, cases_here, controls_here| {
+        if cases_here > 0 {
+            let placement = (controls_below as f64 + 0.5 * controls_here as f64) / n0 as f64;
+            v10.push((placement, cases_here));
+        }
+        if controls_here > 0 {
+            let above = n1 - cases_below - cases_here;
+            let placement = (above as f64 + 0.5 * cases_here as f64) / n1 as f64;
+            v01.push((placement, controls_here));
+        }
+        cases_below += cases_here;
+        controls_below += controls_here;
+    });
+    let variance = |v: &[(f64, u64)], n: u64| {
+        let mean = v.iter().map(|&(x, w)| x * w as f64).sum::<f64>() / n as f64;
+        v.iter()
+            .map(|&(x, w)| w as f64 * (x - mean) * (x - mean))
+            .sum::<f64>()
+            / (n - 1) as f64
     };
-    let v10: Vec<f64> = placements(case, control)
-        .iter()
-        .map(|&(below, equal)| (below as f64 + 0.5 * equal as f64) / n0 as f64)
-        .collect();
-    let v01: Vec<f64> = placements(control, case)
-        .iter()
-        .map(|&(below, equal)| {
-            let above = n1 - below - equal;
-            (above as f64 + 0.5 * equal as f64) / n1 as f64
-        })
-        .collect();
-    Some(variance(&v10) / n1 as f64 + variance(&v01) / n0 as f64)
+    Some(variance(&v10, n1) / n1 as f64 + variance(&v01, n0) / n0 as f64)
 }
 
 /// The largest n₁·n₀ for which the exact distribution is computed: its counts stay below
@@ -193,13 +205,46 @@ mod tests {
 
     #[test]
     fn u_counts_controls_below_and_half_the_ties() {
-        let mut case = vec![3.0, 1.0, 2.0];
-        let mut control = vec![2.0, 0.5];
-        let s = rank_sums(&mut case, &mut control);
+        let tally = |v: &[f64]| {
+            let mut t = Tally::default();
+            v.iter().for_each(|&x| t.push(x));
+            t.compact();
+            t
+        };
+        let s = rank_sums(&tally(&[3.0, 1.0, 2.0]), &tally(&[2.0, 0.5]));
         // case 3: 2 below; case 1: 1 below; case 2: 1 below + ½ tie
         assert_eq!(s.u, 4.5);
         assert_eq!(s.ties, 6.0);
         assert_eq!(s.auc(), Some(0.75));
+    }
+
+    #[test]
+    fn compacted_groups_count_pairs_like_brute_force() {
+        // Large enough for the tallies to compact several times while values arrive.
+        let value = |i: u64| ((i * 7919) % 1009) as f64 / 10.0;
+        let (mut case, mut control) = (Tally::default(), Tally::default());
+        let case_values: Vec<f64> = (0..6_000).map(|i| value(i * 3 + 1)).collect();
+        let control_values: Vec<f64> = (0..9_000).map(|i| value(i * 5 + 2)).collect();
+        case_values.iter().for_each(|&x| case.push(x));
+        control_values.iter().for_each(|&x| control.push(x));
+        case.compact();
+        control.compact();
+        let s = rank_sums(&case, &control);
+        let mut u = 0.0;
+        for &a in &case_values {
+            for &b in &control_values {
+                u += if a > b {
+                    1.0
+                } else if a == b {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+        assert_eq!(s.u, u);
+        assert_eq!((s.n_case, s.n_control), (6_000, 9_000));
+        assert!(case.values().len() <= 1009);
     }
 
     #[test]

@@ -19,6 +19,9 @@
 //! 3. E. R. DeLong, D. M. DeLong, D. L. Clarke-Pearson (1988), "Comparing the areas under two
 //!    or more correlated receiver operating characteristic curves", Biometrics 44(3).
 
+use super::ranks::merged_runs;
+use super::tally::Tally;
+
 /// One point of the ROC curve.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RocPoint {
@@ -42,50 +45,32 @@ fn midpoint(a: f64, b: f64) -> f64 {
     if t == a { b } else { t }
 }
 
-/// The ROC curve of sorted, finite `case` and `control` values (both non-empty), as pROC's
+/// The ROC curve of compacted, non-empty tallies of `case` and `control` values, as pROC's
 /// `coords(roc, "all")`.
-pub fn roc_curve(case: &[f64], control: &[f64]) -> Vec<RocPoint> {
-    let (n1, n0) = (case.len() as f64, control.len() as f64);
+pub fn roc_curve(case: &Tally, control: &Tally) -> Vec<RocPoint> {
+    let (n1, n0) = (case.len(), control.len());
     let mut points = vec![RocPoint {
         threshold: f64::NEG_INFINITY,
         sensitivity: 1.0,
         specificity: 0.0,
     }];
-    // Walk the distinct values (compared with ==, so −0 and 0 are one value); after value u,
-    // the positives are the values above u.
-    let (mut i, mut j) = (0, 0);
-    while i < case.len() || j < control.len() {
-        let v = match (case.get(i), control.get(j)) {
-            (Some(&a), Some(&b)) => {
-                if b < a {
-                    b
-                } else {
-                    a
-                }
-            }
-            (Some(&a), None) => a,
-            (None, Some(&b)) => b,
-            (None, None) => break,
-        };
-        while i < case.len() && case[i] == v {
-            i += 1;
+    // After value u, the positives are the values above u; thresholds are set once the next
+    // distinct value is known.
+    let (mut cases_upto, mut controls_upto) = (0u64, 0u64);
+    let mut previous: Option<f64> = None;
+    merged_runs(case, control, |v, cases_here, controls_here| {
+        if let (Some(p), Some(last)) = (previous, points.last_mut()) {
+            last.threshold = midpoint(p, v);
         }
-        while j < control.len() && control[j] == v {
-            j += 1;
-        }
-        let next = match (case.get(i), control.get(j)) {
-            (Some(&a), Some(&b)) => Some(if b < a { b } else { a }),
-            (Some(&a), None) => Some(a),
-            (None, Some(&b)) => Some(b),
-            (None, None) => None,
-        };
-        let threshold = next.map_or(f64::INFINITY, |next| midpoint(v, next));
+        cases_upto += cases_here;
+        controls_upto += controls_here;
         points.push(RocPoint {
-            threshold,
-            sensitivity: (case.len() - i) as f64 / n1,
-            specificity: (n0 - (control.len() - j) as f64) / n0,
+            threshold: f64::INFINITY,
+            sensitivity: (n1 - cases_upto) as f64 / n1 as f64,
+            specificity: (n0 - (n0 - controls_upto)) as f64 / n0 as f64,
         });
-    }
+        previous = Some(v);
+    });
     points
 }
 
@@ -304,9 +289,16 @@ pub fn roc_test(case: &[(f64, f64)], control: &[(f64, f64)], level: f64) -> RocT
 mod tests {
     use super::*;
 
+    fn tally(v: &[f64]) -> Tally {
+        let mut t = Tally::default();
+        v.iter().for_each(|&x| t.push(x));
+        t.compact();
+        t
+    }
+
     #[test]
     fn curve_runs_from_all_positive_to_none() {
-        let curve = roc_curve(&[3.0, 7.0], &[1.0, 2.0, 4.0, 5.0, 6.0, 8.0]);
+        let curve = roc_curve(&tally(&[3.0, 7.0]), &tally(&[1.0, 2.0, 4.0, 5.0, 6.0, 8.0]));
         assert_eq!(curve.len(), 9);
         assert_eq!(curve[0].threshold, f64::NEG_INFINITY);
         assert_eq!(curve[1].threshold, 1.5);
@@ -318,7 +310,7 @@ mod tests {
     #[test]
     fn youden_ties_are_broken_by_floating_point_sums_then_the_lowest_threshold() {
         // pROC returns only 6.5 here: 1 + 2/6 and 0.5 + 5/6 differ in the last bit.
-        let curve = roc_curve(&[3.0, 7.0], &[1.0, 2.0, 4.0, 5.0, 6.0, 8.0]);
+        let curve = roc_curve(&tally(&[3.0, 7.0]), &tally(&[1.0, 2.0, 4.0, 5.0, 6.0, 8.0]));
         assert_eq!(youden(&curve).map(|p| p.threshold), Some(6.5));
     }
 

@@ -1,0 +1,232 @@
+//! A multiset of finite values kept compactly: sorted distinct values with their counts.
+//!
+//! Instrument values repeat a lot (a value rounded to 3 significant digits takes a few
+//! thousand distinct values however many samples there are), and rank statistics only need
+//! each distinct value once with its multiplicity. New values go to an unsorted tail that is
+//! sorted and merged in whenever it grows as large as the compacted part, so adding n values
+//! costs O(n log n) in all and the memory held is about the number of distinct values (plus a
+//! tail no larger than that). Without ties the counts are not stored at all (8 bytes a value,
+//! as a plain vector).
+
+use std::cmp::Ordering;
+use std::mem::size_of;
+
+/// The smallest tail that triggers a compaction.
+const MIN_TAIL: usize = 1024;
+
+/// Sorted distinct values with counts, plus values not merged in yet.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    /// Distinct values, ascending (−0 and 0 are one value).
+    values: Vec<f64>,
+    /// The count of each value; empty when every count is 1.
+    counts: Vec<u64>,
+    /// Values added since the last compaction, unsorted.
+    tail: Vec<f64>,
+    /// Runs merged in from other tallies since the last compaction.
+    tail_runs: Vec<(f64, u64)>,
+}
+
+impl Tally {
+    /// Adds one value (finite).
+    pub fn push(&mut self, x: f64) {
+        self.tail.push(x);
+        self.maybe_compact();
+    }
+
+    /// Adds `count` copies of `x` (finite).
+    pub fn push_run(&mut self, x: f64, count: u64) {
+        if count > 0 {
+            self.tail_runs.push((x, count));
+            self.maybe_compact();
+        }
+    }
+
+    fn maybe_compact(&mut self) {
+        if self.tail.len() + self.tail_runs.len() >= MIN_TAIL.max(self.values.len()) {
+            self.compact();
+        }
+    }
+
+    /// Merges the tail into the sorted runs.
+    pub fn compact(&mut self) {
+        if self.tail.is_empty() && self.tail_runs.is_empty() {
+            return;
+        }
+        let mut new: Vec<(f64, u64)> = std::mem::take(&mut self.tail_runs);
+        new.extend(self.tail.drain(..).map(|x| (x, 1)));
+        self.tail.shrink_to(MIN_TAIL);
+        new.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let mut values = Vec::with_capacity(self.values.len() + new.len());
+        let mut counts: Vec<u64> = Vec::new();
+        let push = |values: &mut Vec<f64>, counts: &mut Vec<u64>, x: f64, c: u64| {
+            if values.last() == Some(&x) {
+                if counts.is_empty() {
+                    counts.resize(values.len(), 1);
+                }
+                if let Some(last) = counts.last_mut() {
+                    *last += c;
+                }
+                return;
+            }
+            let counted = c > 1 || !counts.is_empty();
+            if counted && counts.is_empty() {
+                counts.resize(values.len(), 1);
+            }
+            values.push(x);
+            if counted {
+                counts.push(c);
+            }
+        };
+        let old = std::mem::take(&mut self.values);
+        let old_counts = std::mem::take(&mut self.counts);
+        let (mut i, mut j) = (0, 0);
+        while i < old.len() || j < new.len() {
+            let take_old = match (old.get(i), new.get(j)) {
+                (Some(a), Some(b)) => a.total_cmp(&b.0) != Ordering::Greater,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if take_old {
+                let c = old_counts.get(i).copied().unwrap_or(1);
+                push(&mut values, &mut counts, old[i], c);
+                i += 1;
+            } else {
+                push(&mut values, &mut counts, new[j].0, new[j].1);
+                j += 1;
+            }
+        }
+        values.shrink_to_fit();
+        counts.shrink_to_fit();
+        self.values = values;
+        self.counts = counts;
+    }
+
+    /// Adds every value of another tally.
+    pub fn merge(&mut self, other: &Tally) {
+        for (x, c) in other.runs() {
+            self.tail_runs.push((x, c));
+        }
+        self.tail.extend_from_slice(&other.tail);
+        self.tail_runs.extend_from_slice(&other.tail_runs);
+        self.maybe_compact();
+    }
+
+    /// The (value, count) runs in ascending order. Only the compacted part: call
+    /// [`Tally::compact`] first to include everything.
+    pub fn runs(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        self.values
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| (x, self.counts.get(i).copied().unwrap_or(1)))
+    }
+
+    /// The count of distinct value `i`.
+    pub fn count(&self, i: usize) -> u64 {
+        self.counts.get(i).copied().unwrap_or(1)
+    }
+
+    /// The number of distinct values (compacted part).
+    pub fn distinct(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Every (value, count) held, compacted or not: the sorted runs first, then the pending
+    /// values and runs (unsorted, possibly repeating values).
+    pub fn all_runs(&self) -> Vec<(f64, u64)> {
+        let mut runs: Vec<(f64, u64)> = self.runs().collect();
+        runs.extend(self.tail.iter().map(|&x| (x, 1)));
+        runs.extend_from_slice(&self.tail_runs);
+        runs
+    }
+
+    /// The distinct values (compacted part).
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
+
+    /// The counts of the distinct values; empty when every count is 1.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    /// Builds a compacted tally from runs (ascending distinct values; counts may be empty for
+    /// all ones). Returns None if the runs are not ascending or the lengths disagree.
+    pub fn from_runs(values: Vec<f64>, counts: Vec<u64>) -> Option<Tally> {
+        if !(counts.is_empty() || counts.len() == values.len())
+            || values
+                .windows(2)
+                .any(|w| w[0].total_cmp(&w[1]) != Ordering::Less)
+        {
+            return None;
+        }
+        Some(Tally {
+            values,
+            counts,
+            tail: Vec::new(),
+            tail_runs: Vec::new(),
+        })
+    }
+
+    /// The number of values (compacted part).
+    pub fn len(&self) -> u64 {
+        if self.counts.is_empty() {
+            self.values.len() as u64
+        } else {
+            self.counts.iter().sum()
+        }
+    }
+
+    /// Whether nothing has been added.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty() && self.tail.is_empty() && self.tail_runs.is_empty()
+    }
+
+    /// Bytes held on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        (self.values.capacity() + self.tail.capacity()) * size_of::<f64>()
+            + self.counts.capacity() * size_of::<u64>()
+            + self.tail_runs.capacity() * size_of::<(f64, u64)>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ties_are_counted_and_order_does_not_matter() {
+        let mut a = Tally::default();
+        for i in 0..20_000 {
+            a.push(f64::from((i * 7) % 13));
+        }
+        a.push(-0.0);
+        a.compact();
+        assert_eq!(a.values().len(), 13);
+        assert_eq!(a.len(), 20_001);
+        let mut b = Tally::default();
+        for i in (0..20_000).rev() {
+            b.push(f64::from((i * 7) % 13));
+        }
+        b.push(0.0);
+        b.compact();
+        assert_eq!(a.runs().collect::<Vec<_>>(), b.runs().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn without_ties_no_counts_are_stored() {
+        let mut a = Tally::default();
+        for i in 0..10_000 {
+            a.push(f64::from(i) * 0.5);
+        }
+        a.compact();
+        assert!(a.counts().is_empty());
+        assert_eq!(a.len(), 10_000);
+        let mut b = Tally::default();
+        b.merge(&a);
+        b.merge(&a);
+        b.compact();
+        assert_eq!(b.len(), 20_000);
+        assert!(b.runs().all(|(_, c)| c == 2));
+    }
+}
