@@ -146,4 +146,47 @@ fn the_memory_limit_holds() {
         roomy.max_rss / MIB,
         join.max_rss / MIB
     );
+
+    // Rank statistics per biomarker (the report's shape: ~58,000 rows a biomarker, values with
+    // 3 significant digits). Their states hold distinct values with counts, so the whole
+    // aggregation fits in a small limit without spilling, and gives the same answers as with
+    // room to spare.
+    let ranks = "SELECT m.biomarker, auc_ci(m.value, s.is_case) AS auc, \
+                 mann_whitney(m.value, s.is_case)['p'] AS p, ks_test(m.value, s.is_case)['p'] AS ks, \
+                 youden(m.value, s.is_case)['threshold'] AS cutoff \
+                 FROM measurements m JOIN samples s USING (sample_id) GROUP BY 1 ORDER BY 1";
+    let samples = format!("samples={}", dir.path().join("samples").display());
+    let small = dir.path().join("ranks_small.csv");
+    let ranks_small = run(query(ranks, "48MiB")
+        .args(["--table", &samples, "--output"])
+        .arg(&small))
+    .ok();
+    assert_eq!(
+        stat(&ranks_small, "spill_files"),
+        "0",
+        "{}",
+        ranks_small.stderr
+    );
+    assert!(
+        ranks_small.max_rss <= idle.max_rss + (48 + OVERHEAD_MIB) * MIB,
+        "rank statistics at 48 MiB: peak RSS {} MiB",
+        ranks_small.max_rss / MIB
+    );
+    let large = dir.path().join("ranks_large.csv");
+    run(query(ranks, "4GiB")
+        .args(["--table", &samples, "--output"])
+        .arg(&large))
+    .ok();
+    let answers = std::fs::read_to_string(&small).unwrap();
+    assert_eq!(answers.lines().count(), 101);
+    assert_eq!(answers, std::fs::read_to_string(&large).unwrap());
+
+    // Below what the states need, the query fails alone with a clear error, within bounds.
+    let too_small = run(query(ranks, "8MiB").args(["--table", &samples]))
+        .fails_with(&["Resources exhausted", "memory limit of 8MiB"]);
+    assert!(
+        too_small.max_rss <= idle.max_rss + (8 + OVERHEAD_MIB) * MIB,
+        "failed rank statistics at 8 MiB: peak RSS {} MiB",
+        too_small.max_rss / MIB
+    );
 }

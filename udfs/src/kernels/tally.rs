@@ -3,16 +3,16 @@
 //! Instrument values repeat a lot (a value rounded to 3 significant digits takes a few
 //! thousand distinct values however many samples there are), and rank statistics only need
 //! each distinct value once with its multiplicity. New values go to an unsorted tail that is
-//! sorted and merged in whenever it grows as large as the compacted part, so adding n values
-//! costs O(n log n) in all and the memory held is about the number of distinct values (plus a
-//! tail no larger than that). Without ties the counts are not stored at all (8 bytes a value,
+//! sorted and merged in whenever it grows to half the compacted part, so adding n values costs
+//! O(n log n) in all and the memory held is about the number of distinct values (plus a tail
+//! no larger than half of that). Without ties the counts are not stored at all (8 bytes a value,
 //! as a plain vector).
 
 use std::cmp::Ordering;
 use std::mem::size_of;
 
 /// The smallest tail that triggers a compaction.
-const MIN_TAIL: usize = 1024;
+const MIN_TAIL: usize = 256;
 
 /// Sorted distinct values with counts, plus values not merged in yet.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -43,7 +43,9 @@ impl Tally {
     }
 
     fn maybe_compact(&mut self) {
-        if self.tail.len() + self.tail_runs.len() >= MIN_TAIL.max(self.values.len()) {
+        // Half the compacted size: the tail never holds more than a third of the values, and
+        // each value is merged O(1) times on average.
+        if self.tail.len() + self.tail_runs.len() >= MIN_TAIL.max(self.values.len() / 2) {
             self.compact();
         }
     }
