@@ -33,9 +33,13 @@ GROUPS = 1_000
 RUNS = 3
 
 
-def uniform(i, salt):
-    x = ((i + np.uint64(salt)) * np.uint64(2_654_435_761)) & np.uint64(0xFFFF_FFFF)
-    return x.astype(np.float64) / 4_294_967_296.0
+def uniform(i, stream):
+    """SplitMix64 of (i, stream), as benches/statistics.rs (uint64 arithmetic wraps)."""
+    z = (i * np.uint64(8) + np.uint64(stream)) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return (z >> np.uint64(11)).astype(np.float64) / 9_007_199_254_740_992.0
 
 
 def three_digits(values):
@@ -45,14 +49,14 @@ def three_digits(values):
 def rows(ties):
     i = np.arange(ROWS, dtype=np.uint64)
     g = (i * np.uint64(7919)) % np.uint64(GROUPS)
-    case = i % np.uint64(4) == 0
+    case = uniform(i, 1) < 0.25
     shift = np.where(case & (g % np.uint64(10) == 0), 1.25, 1.0)
     v = (1.0 + 9.0 * uniform(i, 0)) * shift
-    w = 1.0 + 9.0 * uniform(i, 977)
+    w = 1.0 + 9.0 * uniform(i, 2)
     if ties:
         v, w = three_digits(v), three_digits(w)
-    e = uniform(i, 31) < np.where(case, 0.4, 0.3)
-    s = (i % np.uint64(5)).astype(np.int64)
+    e = uniform(i, 3) < np.where(case, 0.4, 0.3)
+    s = (uniform(i, 4) * 5.0).astype(np.int64)
     return {"g": g.astype(np.int64), "v": v, "w": w, "c": case, "e": e, "s": s}
 
 

@@ -11,7 +11,9 @@
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -19,10 +21,14 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 const ROWS: u64 = 1_000_000;
 const GROUPS: u64 = 1_000;
 
-/// The i-th uniform in [0, 1) of a Weyl sequence: integer arithmetic, so Python gets the same.
-fn uniform(i: u64, salt: u64) -> f64 {
-    let x = (i.wrapping_add(salt).wrapping_mul(2_654_435_761)) & 0xffff_ffff;
-    x as f64 / 4_294_967_296.0
+/// A uniform in [0, 1) for row `i` and stream `stream`: SplitMix64 of (i, stream), integer
+/// arithmetic only, so Python builds the same doubles.
+fn uniform(i: u64, stream: u64) -> f64 {
+    let mut z = (i * 8 + stream).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / 9_007_199_254_740_992.0
 }
 
 /// Rounds to 3 significant digits the way Python's `float(f"{x:.2e}")` does (both are
@@ -45,7 +51,7 @@ fn table(ties: bool) -> MemTable {
     let (mut cs, mut es, mut ss) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..ROWS {
         let g = (i * 7919) % GROUPS;
-        let case = i.is_multiple_of(4);
+        let case = uniform(i, 1) < 0.25;
         // Cases are shifted in every tenth group.
         let shift = if case && g.is_multiple_of(10) {
             1.25
@@ -53,7 +59,7 @@ fn table(ties: bool) -> MemTable {
             1.0
         };
         let mut v = (1.0 + 9.0 * uniform(i, 0)) * shift;
-        let mut w = 1.0 + 9.0 * uniform(i, 977);
+        let mut w = 1.0 + 9.0 * uniform(i, 2);
         if ties {
             v = three_digits(v);
             w = three_digits(w);
@@ -62,8 +68,8 @@ fn table(ties: bool) -> MemTable {
         vs.push(v);
         ws.push(w);
         cs.push(case);
-        es.push(uniform(i, 31) < if case { 0.4 } else { 0.3 });
-        ss.push((i % 5) as i64);
+        es.push(uniform(i, 3) < if case { 0.4 } else { 0.3 });
+        ss.push((uniform(i, 4) * 5.0) as i64);
     }
     let arrays: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(gs)),
@@ -117,6 +123,13 @@ fn bench(c: &mut Criterion) {
         group.sample_size(10);
         for (name, call) in CALLS {
             let sql = format!("SELECT g, {call} FROM t GROUP BY g");
+            // Every group has cases and controls: no statistic may be NULL (a benchmark of
+            // empty groups would measure nothing).
+            let nulls: usize = runtime.block_on(async {
+                let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+                batches.iter().map(|b| b.column(1).null_count()).sum()
+            });
+            assert_eq!(nulls, 0, "{name}: NULL results");
             group.bench_function(*name, |b| {
                 b.iter(|| {
                     runtime.block_on(async {
