@@ -9,7 +9,6 @@
 //! whose value or label is NULL, NaN or infinite are skipped; an undefined statistic (too few
 //! rows, zero variance) is NULL.
 
-use std::mem::size_of;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{
@@ -17,18 +16,19 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, UInt64Type};
-use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
-    Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature,
+    Volatility,
 };
 
 use crate::docs::{SECTION, doc};
 use crate::kernels::moments::{
     Moments, TTest, TwoGroups, cohens_d, fold_change, hedges_g, log2_fold_change, student, welch,
 };
+use crate::state::{Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator};
 use crate::two_group::{coerce_value_and_label, for_each_row};
 
 /// Which statistic a moment aggregate returns.
@@ -196,6 +196,13 @@ impl MomentUdaf {
     }
 }
 
+impl MomentUdaf {
+    fn evaluate(&self) -> Evaluate<TwoGroups> {
+        let statistic = self.statistic;
+        Evaluate::new(move |groups: &mut [TwoGroups]| evaluate_groups(statistic, groups))
+    }
+}
+
 /// Every function of the family, for registration.
 pub fn all() -> Vec<Arc<AggregateUDF>> {
     MomentStatistic::ALL
@@ -222,10 +229,7 @@ impl AggregateUDFImpl for MomentUdaf {
     }
 
     fn accumulator(&self, _acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(MomentAccumulator {
-            statistic: self.statistic,
-            groups: TwoGroups::default(),
-        }))
+        Ok(Box::new(StateAccumulator::new(self.evaluate())))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -249,10 +253,7 @@ impl AggregateUDFImpl for MomentUdaf {
         &self,
         _args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(MomentGroupsAccumulator {
-            statistic: self.statistic,
-            groups: Vec::new(),
-        }))
+        Ok(Box::new(StateGroupsAccumulator::new(self.evaluate())))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -272,56 +273,81 @@ const STATE_FIELDS: [(&str, DataType); 8] = [
     ("m2_case", DataType::Float64),
 ];
 
-/// Reads the state arrays written by [`state_arrays`]; calls `f(row, state)`.
-fn for_each_state(states: &[ArrayRef], mut f: impl FnMut(usize, TwoGroups)) -> Result<()> {
-    if states.len() != STATE_FIELDS.len() {
-        return exec_err!(
-            "expected {} state arrays, got {}",
-            STATE_FIELDS.len(),
-            states.len()
-        );
-    }
-    let counts = |i: usize| states[i].as_primitive::<UInt64Type>();
-    let floats = |i: usize| states[i].as_primitive::<Float64Type>();
-    let read = |row: usize, at: usize| Moments {
-        n: counts(at).value(row),
-        mean: floats(at + 1).value(row),
-        mean_lo: floats(at + 2).value(row),
-        m2: floats(at + 3).value(row),
+/// (n, mean, mean_lo, M2) of each state as four columns.
+pub(crate) fn moments_columns(moments: impl Iterator<Item = Moments> + Clone) -> [ArrayRef; 4] {
+    let column = |f: fn(&Moments) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(
+            moments.clone().map(|m| f(&m)),
+        ))
     };
-    for row in 0..states[0].len() {
-        if states[0].is_null(row) || states[4].is_null(row) {
-            continue;
-        }
-        f(
-            row,
-            TwoGroups {
-                control: read(row, 0),
-                case: read(row, 4),
-            },
-        );
-    }
-    Ok(())
+    [
+        Arc::new(UInt64Array::from_iter_values(moments.clone().map(|m| m.n))),
+        column(|m| m.mean),
+        column(|m| m.mean_lo),
+        column(|m| m.m2),
+    ]
 }
 
-fn state_arrays(groups: &[TwoGroups]) -> Vec<ArrayRef> {
-    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(STATE_FIELDS.len());
-    for pick in [|g: &TwoGroups| g.control, |g: &TwoGroups| g.case] {
-        let moments: Vec<Moments> = groups.iter().map(pick).collect();
-        arrays.push(Arc::new(UInt64Array::from_iter_values(
-            moments.iter().map(|m| m.n),
-        )));
-        arrays.push(Arc::new(Float64Array::from_iter_values(
-            moments.iter().map(|m| m.mean),
-        )));
-        arrays.push(Arc::new(Float64Array::from_iter_values(
-            moments.iter().map(|m| m.mean_lo),
-        )));
-        arrays.push(Arc::new(Float64Array::from_iter_values(
-            moments.iter().map(|m| m.m2),
-        )));
+/// Reads the moments at `row` of four columns written by [`moments_columns`]; None if NULL.
+pub(crate) fn read_moments(columns: &[ArrayRef], row: usize) -> Option<Moments> {
+    let [n, mean, mean_lo, m2] = columns else {
+        return None;
+    };
+    let n = n.as_primitive::<UInt64Type>();
+    if n.is_null(row) {
+        return None;
     }
-    arrays
+    let float = |a: &ArrayRef| a.as_primitive::<Float64Type>().value(row);
+    Some(Moments {
+        n: n.value(row),
+        mean: float(mean),
+        mean_lo: float(mean_lo),
+        m2: float(m2),
+    })
+}
+
+impl GroupState for TwoGroups {
+    fn update(
+        groups: &mut [Self],
+        values: &[ArrayRef],
+        filter: Option<&BooleanArray>,
+        group: impl Fn(usize) -> usize,
+    ) -> Result<isize> {
+        for_each_row(values, filter, |row, x, is_case| {
+            groups[group(row)].push(x, is_case)
+        })?;
+        Ok(0)
+    }
+
+    fn merge(
+        groups: &mut [Self],
+        states: &[ArrayRef],
+        group: impl Fn(usize) -> usize,
+    ) -> Result<isize> {
+        if states.len() != STATE_FIELDS.len() {
+            return exec_err!(
+                "expected {} state arrays, got {}",
+                STATE_FIELDS.len(),
+                states.len()
+            );
+        }
+        for row in 0..states[0].len() {
+            if let (Some(control), Some(case)) = (
+                read_moments(&states[..4], row),
+                read_moments(&states[4..], row),
+            ) {
+                groups[group(row)].merge(&TwoGroups { control, case });
+            }
+        }
+        Ok(0)
+    }
+
+    fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {
+        let mut arrays = Vec::with_capacity(STATE_FIELDS.len());
+        arrays.extend(moments_columns(groups.iter().map(|g| g.control)));
+        arrays.extend(moments_columns(groups.iter().map(|g| g.case)));
+        Ok(arrays)
+    }
 }
 
 /// Evaluates the statistic of every group into one array.
@@ -356,102 +382,4 @@ fn evaluate_groups(statistic: MomentStatistic, groups: &[TwoGroups]) -> Result<A
         ],
         Some(nulls),
     )?))
-}
-
-/// One group's accumulator (used without GROUP BY and in windows).
-#[derive(Debug)]
-struct MomentAccumulator {
-    statistic: MomentStatistic,
-    groups: TwoGroups,
-}
-
-impl Accumulator for MomentAccumulator {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        for_each_row(values, None, |_, x, is_case| self.groups.push(x, is_case))
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        for_each_state(states, |_, other| self.groups.merge(&other))
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        state_arrays(std::slice::from_ref(&self.groups))
-            .iter()
-            .map(|a| ScalarValue::try_from_array(a, 0))
-            .collect()
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        let array = evaluate_groups(self.statistic, std::slice::from_ref(&self.groups))?;
-        ScalarValue::try_from_array(&array, 0)
-    }
-
-    fn size(&self) -> usize {
-        size_of::<Self>()
-    }
-}
-
-/// All groups' states in one vector (the GROUP BY path).
-#[derive(Debug)]
-struct MomentGroupsAccumulator {
-    statistic: MomentStatistic,
-    groups: Vec<TwoGroups>,
-}
-
-impl GroupsAccumulator for MomentGroupsAccumulator {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.groups.resize(total_num_groups, TwoGroups::default());
-        let groups = &mut self.groups;
-        for_each_row(values, opt_filter, |row, x, is_case| {
-            groups[group_indices[row]].push(x, is_case)
-        })
-    }
-
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.groups.resize(total_num_groups, TwoGroups::default());
-        let groups = &mut self.groups;
-        for_each_state(values, |row, other| {
-            groups[group_indices[row]].merge(&other)
-        })
-    }
-
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let groups = emit_to.take_needed(&mut self.groups);
-        evaluate_groups(self.statistic, &groups)
-    }
-
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let groups = emit_to.take_needed(&mut self.groups);
-        Ok(state_arrays(&groups))
-    }
-
-    /// Each input row as its own one-value state (for skipping partial aggregation when it
-    /// does not reduce the data).
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        let rows = values.first().map_or(0, |v| v.len());
-        let mut states = vec![TwoGroups::default(); rows];
-        for_each_row(values, opt_filter, |row, x, is_case| {
-            states[row].push(x, is_case)
-        })?;
-        Ok(state_arrays(&states))
-    }
-
-    fn size(&self) -> usize {
-        size_of::<Self>() + self.groups.capacity() * size_of::<TwoGroups>()
-    }
 }

@@ -11,9 +11,9 @@ use std::mem::size_of;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Float64Builder, ListBuilder, UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Builder, ListBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
@@ -25,6 +25,7 @@ use datafusion::logical_expr::{
 use crate::docs::{SECTION, doc};
 use crate::kernels::moments::{Moments, one_sample};
 use crate::kernels::signed_rank::{SignedRankMethod, signed_rank};
+use crate::moments::{moments_columns, read_moments};
 use crate::state::{
     Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator, float_fields, float_struct,
     literal, passes,
@@ -291,34 +292,19 @@ impl GroupState for Moments {
         states: &[ArrayRef],
         group: impl Fn(usize) -> usize,
     ) -> Result<isize> {
-        let [n, mean, mean_lo, m2] = states else {
+        if states.len() != 4 {
             return exec_err!("expected 4 moment state arrays, got {}", states.len());
-        };
-        let n = n.as_primitive::<UInt64Type>();
-        let [mean, mean_lo, m2] = [mean, mean_lo, m2].map(|a| a.as_primitive::<Float64Type>());
-        for row in 0..n.len() {
-            if !n.is_null(row) {
-                groups[group(row)].merge(&Moments {
-                    n: n.value(row),
-                    mean: mean.value(row),
-                    mean_lo: mean_lo.value(row),
-                    m2: m2.value(row),
-                });
+        }
+        for row in 0..states[0].len() {
+            if let Some(m) = read_moments(states, row) {
+                groups[group(row)].merge(&m);
             }
         }
         Ok(0)
     }
 
     fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {
-        let column = |f: fn(&Moments) -> f64| -> ArrayRef {
-            Arc::new(Float64Array::from_iter_values(groups.iter().map(f)))
-        };
-        Ok(vec![
-            Arc::new(UInt64Array::from_iter_values(groups.iter().map(|m| m.n))),
-            column(|m| m.mean),
-            column(|m| m.mean_lo),
-            column(|m| m.m2),
-        ])
+        Ok(moments_columns(groups.iter().copied()).to_vec())
     }
 }
 
