@@ -465,6 +465,19 @@ impl GroupState for Table2x2 {
         Ok(0)
     }
 
+    const RETRACTS: bool = true;
+
+    fn retract(
+        groups: &mut [Self],
+        values: &[ArrayRef],
+        group: impl Fn(usize) -> usize,
+    ) -> Result<isize> {
+        for_each_pair(values, None, |row, exposed, is_case| {
+            groups[group(row)].remove(exposed, is_case)
+        })?;
+        Ok(0)
+    }
+
     fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {
         let column = |pick: fn(&Table2x2) -> u64| -> ArrayRef {
             Arc::new(UInt64Array::from_iter_values(groups.iter().map(pick)))

@@ -342,6 +342,19 @@ impl GroupState for TwoGroups {
         Ok(0)
     }
 
+    const RETRACTS: bool = true;
+
+    fn retract(
+        groups: &mut [Self],
+        values: &[ArrayRef],
+        group: impl Fn(usize) -> usize,
+    ) -> Result<isize> {
+        for_each_row(values, None, |row, x, is_case| {
+            groups[group(row)].remove(x, is_case)
+        })?;
+        Ok(0)
+    }
+
     fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {
         let mut arrays = Vec::with_capacity(STATE_FIELDS.len());
         arrays.extend(moments_columns(groups.iter().map(|g| g.control)));

@@ -287,6 +287,17 @@ impl GroupState for Moments {
         Ok(0)
     }
 
+    const RETRACTS: bool = true;
+
+    fn retract(
+        groups: &mut [Self],
+        values: &[ArrayRef],
+        group: impl Fn(usize) -> usize,
+    ) -> Result<isize> {
+        for_each_diff(values, None, |row, x| groups[group(row)].remove(x))?;
+        Ok(0)
+    }
+
     fn merge(
         groups: &mut [Self],
         states: &[ArrayRef],
@@ -327,6 +338,29 @@ impl GroupState for Diffs {
             grew += (v.capacity() - before) * size_of::<f64>();
         })?;
         Ok(grew as isize)
+    }
+
+    const RETRACTS: bool = true;
+
+    fn retract(
+        groups: &mut [Self],
+        values: &[ArrayRef],
+        group: impl Fn(usize) -> usize,
+    ) -> Result<isize> {
+        let mut missing = false;
+        for_each_diff(values, None, |row, x| {
+            let v = &mut groups[group(row)].0;
+            match v.iter().position(|&d| d == x) {
+                Some(at) => {
+                    v.swap_remove(at);
+                }
+                None => missing = true,
+            }
+        })?;
+        if missing {
+            return exec_err!("a window frame removed a difference its state did not hold");
+        }
+        Ok(0)
     }
 
     fn merge(

@@ -458,6 +458,28 @@ impl GroupState for GroupValues {
         Ok(grew)
     }
 
+    const RETRACTS: bool = true;
+
+    fn retract(
+        groups: &mut [Self],
+        values: &[ArrayRef],
+        group: impl Fn(usize) -> usize,
+    ) -> Result<isize> {
+        let mut grew = 0isize;
+        let mut missing = false;
+        for_each_row(values, None, |row, x, is_case| {
+            let g = &mut groups[group(row)];
+            let before = g.bytes() as isize;
+            let tally = if is_case { &mut g.case } else { &mut g.control };
+            missing |= !tally.remove(x);
+            grew += g.bytes() as isize - before;
+        })?;
+        if missing {
+            return exec_err!("a window frame removed a value its state did not hold");
+        }
+        Ok(grew)
+    }
+
     fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {
         // Each tally as runs: its compacted part, then its pending values and runs.
         let mut columns: [(ListBuilder<Float64Builder>, ListBuilder<UInt64Builder>); 2] =

@@ -34,6 +34,19 @@ pub trait GroupState: fmt::Debug + Default + Clone + Send + Sync + 'static {
         group: impl Fn(usize) -> usize,
     ) -> Result<isize>;
 
+    /// Whether [`GroupState::retract`] removes rows (sliding window frames).
+    const RETRACTS: bool = false;
+
+    /// Removes rows added before (a sliding window frame moving on), row `r` from
+    /// `groups[group(r)]`. Returns the heap delta. Only called when `RETRACTS` is true.
+    fn retract(
+        _groups: &mut [Self],
+        _values: &[ArrayRef],
+        _group: impl Fn(usize) -> usize,
+    ) -> Result<isize> {
+        datafusion::common::not_impl_err!("this aggregate cannot remove rows from its state")
+    }
+
     /// The states as Arrow columns, one row per group, matching the UDAF's `state_fields`.
     fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>>;
 
@@ -92,6 +105,14 @@ impl<S: GroupState> Accumulator for StateAccumulator<S> {
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         S::merge(std::slice::from_mut(&mut self.state), states, |_| 0).map(|_| ())
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        S::retract(std::slice::from_mut(&mut self.state), values, |_| 0).map(|_| ())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        S::RETRACTS
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {

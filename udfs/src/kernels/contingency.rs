@@ -40,6 +40,17 @@ impl Table2x2 {
         }
     }
 
+    /// Removes one observation added before.
+    pub fn remove(&mut self, exposed: bool, is_case: bool) {
+        let cell = match (is_case, exposed) {
+            (true, true) => &mut self.a,
+            (true, false) => &mut self.b,
+            (false, true) => &mut self.c,
+            (false, false) => &mut self.d,
+        };
+        *cell = cell.saturating_sub(1);
+    }
+
     /// Adds another table cell by cell.
     pub fn merge(&mut self, other: &Table2x2) {
         self.a += other.a;

@@ -66,6 +66,18 @@ impl Moments {
         self.m2 += delta * self.deviation(x);
     }
 
+    /// Removes a value added before (Welford's update run backwards).
+    pub fn remove(&mut self, x: f64) {
+        if self.n <= 1 {
+            *self = Moments::default();
+            return;
+        }
+        let before = self.deviation(x);
+        self.shift_mean(-before / (self.n - 1) as f64);
+        self.m2 -= before * self.deviation(x);
+        self.n -= 1;
+    }
+
     /// Combines another group's moments into this one (Chan et al.).
     pub fn merge(&mut self, other: &Moments) {
         if other.n == 0 {
@@ -110,6 +122,15 @@ impl TwoGroups {
             self.case.push(x)
         } else {
             self.control.push(x)
+        }
+    }
+
+    /// Removes a value added before.
+    pub fn remove(&mut self, x: f64, is_case: bool) {
+        if is_case {
+            self.case.remove(x)
+        } else {
+            self.control.remove(x)
         }
     }
 

@@ -104,6 +104,24 @@ impl Tally {
         self.counts = counts;
     }
 
+    /// Removes one copy of `x` (a value added before); false if it is not held.
+    pub fn remove(&mut self, x: f64) -> bool {
+        self.compact();
+        let at = self.values.partition_point(|&v| v < x);
+        if self.values.get(at) != Some(&x) {
+            return false;
+        }
+        if self.count(at) > 1 {
+            self.counts[at] -= 1;
+        } else {
+            self.values.remove(at);
+            if !self.counts.is_empty() {
+                self.counts.remove(at);
+            }
+        }
+        true
+    }
+
     /// Adds every value of another tally.
     pub fn merge(&mut self, other: &Tally) {
         for (x, c) in other.runs() {
@@ -213,6 +231,18 @@ mod tests {
         b.push(0.0);
         b.compact();
         assert_eq!(a.runs().collect::<Vec<_>>(), b.runs().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn removing_undoes_adding() {
+        let mut a = Tally::default();
+        for x in [3.0, 1.0, 3.0, 2.0, -0.0] {
+            a.push(x);
+        }
+        assert!(a.remove(3.0) && a.remove(0.0) && a.remove(1.0));
+        assert!(!a.remove(7.0));
+        a.compact();
+        assert_eq!(a.runs().collect::<Vec<_>>(), vec![(2.0, 1), (3.0, 1)]);
     }
 
     #[test]
