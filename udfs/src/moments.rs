@@ -11,11 +11,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, StructArray, UInt64Array,
-};
-use datafusion::arrow::buffer::NullBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, UInt64Type};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt64Type};
 use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
@@ -28,7 +25,9 @@ use crate::docs::{SECTION, doc};
 use crate::kernels::moments::{
     Moments, TTest, TwoGroups, cohens_d, fold_change, hedges_g, log2_fold_change, student, welch,
 };
-use crate::state::{Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator};
+use crate::state::{
+    Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator, float_fields, float_struct,
+};
 use crate::two_group::{coerce_value_and_label, for_each_row};
 
 /// Which statistic a moment aggregate returns.
@@ -77,7 +76,7 @@ impl MomentStatistic {
 
     fn return_type(self) -> DataType {
         if self.is_t_test() {
-            DataType::Struct(t_test_fields())
+            DataType::Struct(float_fields(&T_TEST_FIELDS))
         } else {
             DataType::Float64
         }
@@ -171,13 +170,7 @@ enum Statistic {
     Value(Option<f64>),
 }
 
-fn t_test_fields() -> Fields {
-    Fields::from(
-        ["t", "df", "p", "log_p"]
-            .map(|name| Field::new(name, DataType::Float64, true))
-            .to_vec(),
-    )
-}
+const T_TEST_FIELDS: [&str; 4] = ["t", "df", "p", "log_p"];
 
 /// The aggregate UDF of one moment statistic.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -372,27 +365,11 @@ fn evaluate_groups(statistic: MomentStatistic, groups: &[TwoGroups]) -> Result<A
         });
         return Ok(Arc::new(Float64Array::from_iter(values)));
     }
-    let tests: Vec<Option<TTest>> = groups
-        .iter()
-        .map(|g| match statistic.evaluate(g) {
-            Statistic::TTest(t) => t,
+    float_struct(
+        &T_TEST_FIELDS,
+        groups.iter().map(|g| match statistic.evaluate(g) {
+            Statistic::TTest(t) => t.map(|t| [Some(t.t), Some(t.df), Some(t.p), Some(t.log_p)]),
             Statistic::Value(_) => None,
-        })
-        .collect();
-    let column = |f: fn(&TTest) -> f64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter(
-            tests.iter().map(|t| t.as_ref().map(f)),
-        ))
-    };
-    let nulls = NullBuffer::from_iter(tests.iter().map(Option::is_some));
-    Ok(Arc::new(StructArray::try_new(
-        t_test_fields(),
-        vec![
-            column(|t| t.t),
-            column(|t| t.df),
-            column(|t| t.p),
-            column(|t| t.log_p),
-        ],
-        Some(nulls),
-    )?))
+        }),
+    )
 }

@@ -23,8 +23,9 @@ use datafusion::logical_expr::{
 };
 
 use crate::docs::{SECTION, doc};
+use crate::kernels::PValueMethod;
 use crate::kernels::moments::{Moments, one_sample};
-use crate::kernels::signed_rank::{SignedRankMethod, signed_rank};
+use crate::kernels::signed_rank::signed_rank;
 use crate::moments::{moments_columns, read_moments};
 use crate::state::{
     Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator, float_fields, float_struct,
@@ -121,9 +122,9 @@ impl PairedUdaf {
         }
     }
 
-    fn method(&self, args: &AccumulatorArgs) -> Result<SignedRankMethod> {
+    fn method(&self, args: &AccumulatorArgs) -> Result<PValueMethod> {
         if args.exprs.len() < 2 {
-            return Ok(SignedRankMethod::Auto);
+            return Ok(PValueMethod::Auto);
         }
         match literal(args, 1) {
             Some(
@@ -131,9 +132,9 @@ impl PairedUdaf {
                 | ScalarValue::LargeUtf8(Some(s))
                 | ScalarValue::Utf8View(Some(s)),
             ) => match s.to_ascii_lowercase().as_str() {
-                "auto" => Ok(SignedRankMethod::Auto),
-                "exact" => Ok(SignedRankMethod::Exact),
-                "asymptotic" => Ok(SignedRankMethod::Asymptotic),
+                "auto" => Ok(PValueMethod::Auto),
+                "exact" => Ok(PValueMethod::Exact),
+                "asymptotic" => Ok(PValueMethod::Asymptotic),
                 other => plan_err!(
                     "wilcoxon_signed_rank: method must be 'auto', 'exact' or 'asymptotic', got '{other}'"
                 ),
@@ -153,7 +154,7 @@ impl PairedUdaf {
         })
     }
 
-    fn signed_rank(method: SignedRankMethod) -> Evaluate<Diffs> {
+    fn signed_rank(method: PValueMethod) -> Evaluate<Diffs> {
         Evaluate::new(move |groups: &mut [Diffs]| {
             float_struct(
                 &FIELDS,

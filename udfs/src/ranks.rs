@@ -11,11 +11,10 @@
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Float64Builder, ListBuilder, StructArray,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Float64Builder, ListBuilder,
     UInt64Builder,
 };
-use datafusion::arrow::buffer::NullBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, UInt64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt64Type};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
@@ -26,8 +25,9 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::expressions::Literal;
 
 use crate::docs::{SECTION, doc};
+use crate::kernels::PValueMethod;
 use crate::kernels::distributions::normal_quantile;
-use crate::kernels::ks::{KsMethod, ks_test};
+use crate::kernels::ks::ks_test;
 use crate::kernels::ranks::{RankSums, auto_uses_exact, delong_variance, rank_sums};
 use crate::kernels::tally::Tally;
 use crate::state::{
@@ -40,30 +40,18 @@ use crate::two_group::{coerce_value_and_label, for_each_row};
 /// The constant options of a rank aggregate.
 #[derive(Debug, Clone, Copy)]
 struct Options {
-    method: Method,
+    method: PValueMethod,
     level: f64,
 }
 
-/// How `mann_whitney` computes its p-value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Method {
-    /// scipy's rule: exact when a group has at most 8 values and there are no ties.
-    Auto,
-    /// Tie-corrected normal approximation with continuity correction.
-    Asymptotic,
-    /// The exact null distribution of U (ties are not corrected for).
-    Exact,
-}
-
-impl Method {
-    fn parse(name: &str, text: &str) -> Result<Self> {
-        match text.to_ascii_lowercase().as_str() {
-            "auto" => Ok(Method::Auto),
-            "asymptotic" => Ok(Method::Asymptotic),
-            "exact" => Ok(Method::Exact),
-            other => {
-                plan_err!("{name}: method must be 'auto', 'asymptotic' or 'exact', got '{other}'")
-            }
+/// Parses a constant `method` argument.
+fn parse_method(name: &str, text: &str) -> Result<PValueMethod> {
+    match text.to_ascii_lowercase().as_str() {
+        "auto" => Ok(PValueMethod::Auto),
+        "asymptotic" => Ok(PValueMethod::Asymptotic),
+        "exact" => Ok(PValueMethod::Exact),
+        other => {
+            plan_err!("{name}: method must be 'auto', 'asymptotic' or 'exact', got '{other}'")
         }
     }
 }
@@ -197,21 +185,8 @@ impl RankStatistic {
     }
 }
 
-fn auc_ci_fields() -> Fields {
-    Fields::from(
-        ["auc", "se", "lower", "upper"]
-            .map(|name| Field::new(name, DataType::Float64, true))
-            .to_vec(),
-    )
-}
-
-fn mann_whitney_fields() -> Fields {
-    Fields::from(
-        ["u", "z", "p"]
-            .map(|name| Field::new(name, DataType::Float64, true))
-            .to_vec(),
-    )
-}
+const AUC_CI_FIELDS: [&str; 4] = ["auc", "se", "lower", "upper"];
+const MANN_WHITNEY_FIELDS: [&str; 3] = ["u", "z", "p"];
 
 /// The aggregate UDF of one rank statistic.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -232,7 +207,7 @@ impl RankUdaf {
     /// The optional third argument: mann_whitney's method or auc_ci's level.
     fn options(&self, args: &AccumulatorArgs) -> Result<Options> {
         let mut options = Options {
-            method: Method::Auto,
+            method: PValueMethod::Auto,
             level: 0.95,
         };
         let Some(expr) = args.exprs.get(2) else {
@@ -247,7 +222,7 @@ impl RankUdaf {
                     | ScalarValue::LargeUtf8(Some(s))
                     | ScalarValue::Utf8View(Some(s)),
                 ),
-            ) => options.method = Method::parse(self.name(), s)?,
+            ) => options.method = parse_method(self.name(), s)?,
             (
                 RankStatistic::Ks,
                 Some(
@@ -255,7 +230,7 @@ impl RankUdaf {
                     | ScalarValue::LargeUtf8(Some(s))
                     | ScalarValue::Utf8View(Some(s)),
                 ),
-            ) => options.method = Method::parse(self.name(), s)?,
+            ) => options.method = parse_method(self.name(), s)?,
             (RankStatistic::MannWhitney | RankStatistic::Ks, _) => {
                 return plan_err!("{}: method must be a constant string", self.name());
             }
@@ -329,8 +304,8 @@ impl AggregateUDFImpl for RankUdaf {
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(match self.statistic {
             RankStatistic::Auc => DataType::Float64,
-            RankStatistic::MannWhitney => DataType::Struct(mann_whitney_fields()),
-            RankStatistic::AucCi => DataType::Struct(auc_ci_fields()),
+            RankStatistic::MannWhitney => DataType::Struct(float_fields(&MANN_WHITNEY_FIELDS)),
+            RankStatistic::AucCi => DataType::Struct(float_fields(&AUC_CI_FIELDS)),
             RankStatistic::Ks => DataType::Struct(float_fields(&KS_FIELDS)),
         })
     }
@@ -528,11 +503,7 @@ fn evaluate_groups(
     groups: &mut [GroupValues],
 ) -> Result<ArrayRef> {
     if statistic == RankStatistic::Ks {
-        let method = match options.method {
-            Method::Auto => KsMethod::Auto,
-            Method::Exact => KsMethod::Exact,
-            Method::Asymptotic => KsMethod::Asymptotic,
-        };
+        let method = options.method;
         return float_struct(
             &KS_FIELDS,
             groups.iter_mut().map(|g| {
@@ -557,68 +528,43 @@ fn evaluate_groups(
         RankStatistic::MannWhitney | RankStatistic::Ks => {}
     }
     let method = options.method;
-    let mut u = Float64Builder::with_capacity(sums.len());
-    let mut z = Float64Builder::with_capacity(sums.len());
-    let mut p = Float64Builder::with_capacity(sums.len());
-    let mut valid = Vec::with_capacity(sums.len());
-    for s in &sums {
-        if s.n_case == 0 || s.n_control == 0 {
-            u.append_null();
-            z.append_null();
-            p.append_null();
-            valid.push(false);
-            continue;
-        }
-        valid.push(true);
-        u.append_value(s.u);
-        let asymptotic = s.asymptotic();
-        z.append_option(asymptotic.map(|(z, _, _)| z));
-        let exact = match method {
-            Method::Exact => true,
-            Method::Asymptotic => false,
-            Method::Auto => auto_uses_exact(s),
-        };
-        p.append_option(if exact {
-            s.exact_p()
-        } else {
-            asymptotic.map(|(_, p, _)| p)
-        });
-    }
-    Ok(Arc::new(StructArray::try_new(
-        mann_whitney_fields(),
-        vec![
-            Arc::new(u.finish()),
-            Arc::new(z.finish()),
-            Arc::new(p.finish()),
-        ],
-        Some(NullBuffer::from(valid)),
-    )?))
+    float_struct(
+        &MANN_WHITNEY_FIELDS,
+        sums.iter().map(|s| {
+            if s.n_case == 0 || s.n_control == 0 {
+                return None;
+            }
+            let asymptotic = s.asymptotic();
+            let exact = match method {
+                PValueMethod::Exact => true,
+                PValueMethod::Asymptotic => false,
+                PValueMethod::Auto => auto_uses_exact(s),
+            };
+            let p = if exact {
+                s.exact_p()
+            } else {
+                asymptotic.map(|(_, p, _)| p)
+            };
+            Some([Some(s.u), asymptotic.map(|(z, _, _)| z), p])
+        }),
+    )
 }
 
 /// {auc, se, lower, upper} per group; the groups must be compacted.
 fn auc_ci_array(sums: &[RankSums], groups: &[GroupValues], level: f64) -> Result<ArrayRef> {
     let z = normal_quantile(0.5 + level / 2.0);
-    let mut columns: [Float64Builder; 4] = Default::default();
-    let mut valid = Vec::with_capacity(sums.len());
-    for (s, g) in sums.iter().zip(groups) {
-        let auc = s.auc();
-        valid.push(auc.is_some());
-        let se = delong_variance(&g.case, &g.control).map(|v| v.max(0.0).sqrt());
-        let interval = auc
-            .zip(se)
-            .map(|(a, se)| ((a - z * se).clamp(0.0, 1.0), (a + z * se).clamp(0.0, 1.0)));
-        columns[0].append_option(auc);
-        columns[1].append_option(se.filter(|_| auc.is_some()));
-        columns[2].append_option(interval.map(|i| i.0));
-        columns[3].append_option(interval.map(|i| i.1));
-    }
-    let arrays: Vec<ArrayRef> = columns
-        .iter_mut()
-        .map(|b| Arc::new(b.finish()) as ArrayRef)
-        .collect();
-    Ok(Arc::new(StructArray::try_new(
-        auc_ci_fields(),
-        arrays,
-        Some(NullBuffer::from(valid)),
-    )?))
+    float_struct(
+        &AUC_CI_FIELDS,
+        sums.iter().zip(groups).map(|(s, g)| {
+            let auc = s.auc()?;
+            let se = delong_variance(&g.case, &g.control).map(|v| v.max(0.0).sqrt());
+            let interval = se.map(|se| {
+                (
+                    (auc - z * se).clamp(0.0, 1.0),
+                    (auc + z * se).clamp(0.0, 1.0),
+                )
+            });
+            Some([Some(auc), se, interval.map(|i| i.0), interval.map(|i| i.1)])
+        }),
+    )
 }

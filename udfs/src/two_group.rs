@@ -5,6 +5,8 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::{Result, exec_err, plan_err};
 
+use crate::state::passes;
+
 /// Checks `(value, is_case)` argument types: numeric value, BOOLEAN label.
 pub fn coerce_value_and_label(name: &str, types: &[DataType]) -> Result<Vec<DataType>> {
     let [value, label] = types else {
@@ -38,9 +40,7 @@ pub fn for_each_row(
         if value.is_null(row) || label.is_null(row) {
             continue;
         }
-        if let Some(filter) = filter
-            && !(filter.is_valid(row) && filter.value(row))
-        {
+        if !passes(filter, row) {
             continue;
         }
         let x = value.value(row);

@@ -10,19 +10,9 @@
 
 use std::f64::consts::PI;
 
+use super::PValueMethod;
 use super::ranks::merged_runs;
 use super::tally::Tally;
-
-/// How the p-value is computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KsMethod {
-    /// R's rule: exact when n_case · n_control < 10,000.
-    Auto,
-    /// The exact distribution given the ties.
-    Exact,
-    /// The Kolmogorov limit distribution.
-    Asymptotic,
-}
 
 /// R's cut-off for the exact p-value under `exact = NULL`.
 pub const AUTO_EXACT_BELOW: u64 = 10_000;
@@ -42,7 +32,8 @@ pub struct Ks {
 }
 
 /// The KS test of compacted, non-empty tallies of `case` and `control` values.
-pub fn ks_test(case: &Tally, control: &Tally, method: KsMethod) -> Ks {
+/// `Auto` is R's rule: exact when n_case · n_control < 10,000.
+pub fn ks_test(case: &Tally, control: &Tally, method: PValueMethod) -> Ks {
     let (m, n) = (case.len(), control.len());
     // After each distinct pooled value the case and control counts are (u, v), and
     // |u/m − v/n| = |u·n − v·m| / (m·n) is compared as an integer.
@@ -57,9 +48,9 @@ pub fn ks_test(case: &Tally, control: &Tally, method: KsMethod) -> Ks {
     });
     let d = d_scaled as f64 / (m as f64 * n as f64);
     let exact = match method {
-        KsMethod::Exact => true,
-        KsMethod::Asymptotic => false,
-        KsMethod::Auto => m * n < AUTO_EXACT_BELOW,
+        PValueMethod::Exact => true,
+        PValueMethod::Asymptotic => false,
+        PValueMethod::Auto => m * n < AUTO_EXACT_BELOW,
     };
     let p = if exact {
         (m.saturating_mul(n) <= EXACT_MAX_CELLS).then(|| exact_p(m, n, d_scaled, &ends))
@@ -173,7 +164,7 @@ mod tests {
         let r = ks_test(
             &tally(&[4.0, 5.0, 6.0]),
             &tally(&[1.0, 2.0, 3.0]),
-            KsMethod::Exact,
+            PValueMethod::Exact,
         );
         assert_eq!(r.d, 1.0);
         assert!((r.p.unwrap() - 0.1).abs() < 1e-15);

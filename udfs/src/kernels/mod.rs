@@ -10,3 +10,14 @@ pub mod ranks;
 pub mod roc;
 pub mod signed_rank;
 pub mod tally;
+
+/// How a test computes its p-value; each test documents its own rule for `Auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PValueMethod {
+    /// The test's default rule for choosing between the two below.
+    Auto,
+    /// The exact null distribution.
+    Exact,
+    /// The large-sample approximation.
+    Asymptotic,
+}

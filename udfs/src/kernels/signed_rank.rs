@@ -5,19 +5,8 @@
 //! 1. F. Wilcoxon (1945), "Individual comparisons by ranking methods", Biometrics Bull. 1(6).
 //! 2. R `stats::wilcox.test.default` (one-sample branch) and `psignrank` (R 4.2).
 
+use super::PValueMethod;
 use super::distributions::normal_sf;
-
-/// How the p-value is computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SignedRankMethod {
-    /// R's rule: exact when fewer than 50 non-zero differences, no ties and no zeros.
-    Auto,
-    /// The exact null distribution; like R, the normal approximation when there are ties or
-    /// zeros (the exact distribution assumes neither).
-    Exact,
-    /// The normal approximation with tie and continuity corrections.
-    Asymptotic,
-}
 
 /// The test's result.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,8 +26,10 @@ pub const EXACT_BELOW: usize = 50;
 pub const EXACT_MAX: usize = 1000;
 
 /// The signed-rank test of `diffs` (finite values; reordered in place). Zeros are dropped
-/// before ranking, as R does. None when no difference is non-zero.
-pub fn signed_rank(diffs: &mut Vec<f64>, method: SignedRankMethod) -> Option<SignedRank> {
+/// before ranking, as R does. `Auto` is R's rule: exact below 50 non-zero differences without
+/// ties or zeros; `Exact` falls back to the normal approximation with ties or zeros, as R does.
+/// None when no difference is non-zero.
+pub fn signed_rank(diffs: &mut Vec<f64>, method: PValueMethod) -> Option<SignedRank> {
     let before = diffs.len();
     diffs.retain(|&d| d != 0.0);
     let zeros = diffs.len() != before;
@@ -66,9 +57,9 @@ pub fn signed_rank(diffs: &mut Vec<f64>, method: SignedRankMethod) -> Option<Sig
         start = end;
     }
     let exact = match method {
-        SignedRankMethod::Asymptotic => false,
-        SignedRankMethod::Exact => !ties && !zeros,
-        SignedRankMethod::Auto => n < EXACT_BELOW && !ties && !zeros,
+        PValueMethod::Asymptotic => false,
+        PValueMethod::Exact => !ties && !zeros,
+        PValueMethod::Auto => n < EXACT_BELOW && !ties && !zeros,
     };
     let nf = n as f64;
     let p = if exact {
@@ -137,9 +128,9 @@ mod tests {
     #[test]
     fn zeros_are_dropped_and_ties_use_midranks() {
         let mut d = vec![0.0, 1.0, -1.0, 2.0, 3.0];
-        let r = signed_rank(&mut d, SignedRankMethod::Auto).unwrap();
+        let r = signed_rank(&mut d, PValueMethod::Auto).unwrap();
         // ranks of |1|, |-1|, 2, 3: 1.5, 1.5, 3, 4; V = 1.5 + 3 + 4
         assert_eq!(r.statistic, 8.5);
-        assert!(signed_rank(&mut vec![0.0, 0.0], SignedRankMethod::Auto).is_none());
+        assert!(signed_rank(&mut vec![0.0, 0.0], PValueMethod::Auto).is_none());
     }
 }
