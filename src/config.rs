@@ -15,6 +15,21 @@
 //!
 //! [s3]
 //! ca_bundle = "/etc/ssl/certs/private-ca.pem"  # extra trusted CA for a private endpoint
+//!
+//! [server]                          # `discern serve` (every key optional)
+//! listen = "0.0.0.0:5433"
+//! data_dir = "/var/lib/discern"     # generated certificate, users file
+//! tls_cert = "/etc/discern/tls.crt" # with tls_key; default: generated, self-signed
+//! tls_key = "/etc/discern/tls.key"
+//! client_ca = "/etc/discern/clients-ca.pem"  # certificate login (CN = user name)
+//! max_connections = 200
+//! idle_timeout = "30min"            # close sessions idle this long ("0" = never)
+//! statement_timeout = "0"           # default per-statement limit ("0" = none)
+//! audit_log = "/var/log/discern/audit.log"   # or "stdout" (default) or "off"
+//!
+//! [grants]                          # who may read which tables (default: everyone, all)
+//! alice = ["measurements", "samples"]
+//! "*" = ["samples"]                 # users not listed
 //! ```
 //!
 //! S3 credentials, region and endpoint are never read from this file: they come from the
@@ -47,6 +62,86 @@ pub struct Config {
     /// S3 client settings that are not secrets.
     #[serde(default)]
     pub s3: S3Config,
+    /// The Postgres-wire endpoint (`discern serve`).
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Tables each user may read (`"*"`: users not listed). Empty: every user reads every
+    /// table. A user without an entry (and no `"*"`) reads nothing.
+    #[serde(default)]
+    pub grants: BTreeMap<String, Vec<String>>,
+}
+
+/// Settings of `discern serve`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Default: 127.0.0.1:5433.
+    pub listen: Option<String>,
+    /// Directory for the generated certificate and the users file.
+    pub data_dir: Option<PathBuf>,
+    /// The users file. Default: `users.toml` in the data directory.
+    pub users_file: Option<PathBuf>,
+    /// Server certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle for client certificates: a client presenting a certificate it signed, with
+    /// the user name as common name, logs in without a password.
+    pub client_ca: Option<PathBuf>,
+    /// Accept logins without TLS. Never the default; for a loopback-only sidecar at most.
+    #[serde(default)]
+    pub insecure_allow_plaintext: bool,
+    /// Most sessions at once. Default: 100.
+    pub max_connections: Option<usize>,
+    /// Close sessions idle for this long. Default: 1h; "0" = never.
+    pub idle_timeout: Option<Millis>,
+    /// Cancel statements running longer than this. Default: none.
+    pub statement_timeout: Option<Millis>,
+    /// Where the audit log goes: "stdout", "off" or a file path. Default: stdout.
+    pub audit_log: Option<String>,
+}
+
+/// A duration in milliseconds, written `250ms`, `30s`, `15min`, `2h` or `0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Millis(pub u64);
+
+impl Millis {
+    /// None for zero (no limit).
+    pub fn non_zero(self) -> Option<std::time::Duration> {
+        (self.0 > 0).then(|| std::time::Duration::from_millis(self.0))
+    }
+}
+
+impl FromStr for Millis {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("'{s}' is not a duration (e.g. 500ms, 30s, 15min, 2h, 0)"))?;
+        let scale = match unit.trim() {
+            "ms" => 1,
+            "" if n == 0 => 1,
+            "s" => 1_000,
+            "min" => 60_000,
+            "h" => 3_600_000,
+            _ => {
+                return Err(format!(
+                    "'{s}' is not a duration (e.g. 500ms, 30s, 15min, 2h, 0)"
+                ));
+            }
+        };
+        Ok(Millis(n.saturating_mul(scale)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// One table: a directory (or S3 prefix) of Parquet files.

@@ -8,5 +8,6 @@ pub mod demo_data;
 pub mod error;
 pub mod output;
 pub mod query;
+pub mod server;
 pub mod session;
 pub mod storage;

@@ -30,6 +30,107 @@ enum Command {
     Query(QueryArgs),
     /// Generate a deterministic case-control dataset in Discern's data model.
     DemoData(DemoArgs),
+    /// Serve SQL over the Postgres wire protocol (TLS required, SCRAM-SHA-256 logins).
+    ///
+    /// With no configuration: the embedded demo dataset on 127.0.0.1:5433, a self-signed
+    /// certificate and a first user with a random password, created in the data directory
+    /// and printed with a ready-to-paste psql command.
+    Serve(ServeArgs),
+    /// Manage the users who may log in to `discern serve`.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:5433].
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Directory for the generated certificate and the users file
+    /// [default: $XDG_DATA_HOME/discern or ~/.local/share/discern].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The users file [default: users.toml in the data directory].
+    #[arg(long = "users", value_name = "FILE")]
+    users_file: Option<PathBuf>,
+    /// Server certificate chain (PEM); with --tls-key. Default: a generated self-signed one.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Server private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA bundle for client certificates (certificate login, common name = user name).
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    /// Most sessions at once [default: 100].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Close sessions idle this long (e.g. 30min; 0 = never) [default: 1h].
+    #[arg(long, value_name = "DURATION")]
+    idle_timeout: Option<discern::config::Millis>,
+    /// Cancel statements running longer than this (e.g. 10min; 0 = none) [default: none].
+    #[arg(long, value_name = "DURATION")]
+    statement_timeout: Option<discern::config::Millis>,
+    /// Audit log: stdout, off, or a file to append to [default: stdout].
+    #[arg(long, value_name = "TARGET")]
+    audit_log: Option<String>,
+    /// Accept logins without TLS. Passwords and medical data would cross the network in
+    /// clear text: for a loopback-only sidecar at most.
+    #[arg(long)]
+    insecure_allow_plaintext: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user, or change their password. The password is read from standard input
+    /// (one line), so that it never appears in the process list or shell history.
+    Add(UserArgs),
+    /// Remove a user.
+    Remove(UserArgs),
+    /// List the users.
+    List(UserFileArgs),
+}
+
+#[derive(Args)]
+struct UserArgs {
+    /// The user name.
+    name: String,
+    #[command(flatten)]
+    file: UserFileArgs,
+}
+
+#[derive(Args)]
+struct UserFileArgs {
+    /// The users file [default: users.toml in the data directory].
+    #[arg(long = "users", value_name = "FILE")]
+    users_file: Option<PathBuf>,
+    /// The data directory whose users.toml to use.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A config file whose [server] section names the users file or data directory.
+    #[arg(long, value_name = "FILE", env = "DISCERN_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl UserFileArgs {
+    fn path(&self) -> Result<PathBuf> {
+        if let Some(path) = &self.users_file {
+            return Ok(path.clone());
+        }
+        let config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let mut options = discern::server::ServeOptions::from_config(&config);
+        if let Some(dir) = &self.data_dir
+            && config.server.users_file.is_none()
+        {
+            options.users_file = dir.join("users.toml");
+        }
+        Ok(options.users_file)
+    }
 }
 
 #[derive(Args)]
@@ -139,9 +240,13 @@ fn main() -> ExitCode {
          {} here]",
         default_memory_limit()
     );
-    let command = Cli::command().mut_subcommand("query", |c| {
-        c.mut_arg("memory_limit", |a| a.help(memory_help))
-    });
+    let command = Cli::command()
+        .mut_subcommand("query", |c| {
+            c.mut_arg("memory_limit", |a| a.help(memory_help.clone()))
+        })
+        .mut_subcommand("serve", |c| {
+            c.mut_arg("memory_limit", |a| a.help(memory_help.clone()))
+        });
     let cli = match Cli::from_arg_matches(&command.get_matches()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -168,6 +273,8 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Query(args) => run_query(args).await,
+        Command::Serve(args) => run_serve(args).await,
+        Command::User(command) => run_user(command),
         Command::DemoData(args) => {
             let spec = DemoSpec {
                 samples: args.samples,
@@ -249,4 +356,140 @@ async fn run_query(args: QueryArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+async fn run_serve(args: ServeArgs) -> Result<()> {
+    let mut config = args.engine.config()?;
+    let s = &mut config.server;
+    if args.listen.is_some() {
+        s.listen.clone_from(&args.listen);
+    }
+    if args.data_dir.is_some() {
+        s.data_dir.clone_from(&args.data_dir);
+    }
+    if args.users_file.is_some() {
+        s.users_file.clone_from(&args.users_file);
+    }
+    if args.tls_cert.is_some() {
+        s.tls_cert.clone_from(&args.tls_cert);
+        s.tls_key.clone_from(&args.tls_key);
+    }
+    if args.client_ca.is_some() {
+        s.client_ca.clone_from(&args.client_ca);
+    }
+    if args.max_connections.is_some() {
+        s.max_connections = args.max_connections;
+    }
+    if args.idle_timeout.is_some() {
+        s.idle_timeout = args.idle_timeout;
+    }
+    if args.statement_timeout.is_some() {
+        s.statement_timeout = args.statement_timeout;
+    }
+    if args.audit_log.is_some() {
+        s.audit_log.clone_from(&args.audit_log);
+    }
+    if args.insecure_allow_plaintext {
+        s.insecure_allow_plaintext = true;
+    }
+    let demo = config.tables.is_empty();
+    let options = discern::server::ServeOptions::from_config(&config);
+    let plaintext = options.allow_plaintext;
+    let server = discern::server::Server::bind(config, options).await?;
+    let st = &server.started;
+    let host = st.addr.ip();
+    let port = st.addr.port();
+    eprintln!(
+        "discern {} serving {} on {} (TLS 1.2/1.3 required, SCRAM-SHA-256)",
+        env!("CARGO_PKG_VERSION"),
+        if demo {
+            "the embedded demo data (tables samples, measurements)"
+        } else {
+            "the configured tables"
+        },
+        st.addr
+    );
+    if plaintext {
+        eprintln!("WARNING: --insecure-allow-plaintext: logins without TLS are accepted");
+    }
+    eprintln!(
+        "  certificate: {}{}",
+        st.cert_path.display(),
+        if st.generated_cert {
+            " (self-signed, generated now)"
+        } else {
+            ""
+        }
+    );
+    eprintln!("  SHA-256 fingerprint: {}", st.fingerprint);
+    let user = match &st.initial_user {
+        Some((name, password)) => {
+            eprintln!(
+                "  first user: {name}, password: {password}\n  (shown once: {} keeps only a SCRAM verifier; \
+                 add users with `discern user add NAME`)",
+                st.users_file.display()
+            );
+            name.clone()
+        }
+        None => {
+            eprintln!(
+                "  users: {} (`discern user add NAME` to add one)",
+                st.users_file.display()
+            );
+            "USER".to_string()
+        }
+    };
+    eprintln!("connect with:");
+    eprintln!("  psql \"host={host} port={port} user={user} sslmode=require\"");
+    eprintln!(
+        "  or, checking the certificate: psql \"host={host} port={port} user={user} sslmode=verify-ca sslrootcert={}\"",
+        st.cert_path.display()
+    );
+    server.run().await
+}
+
+fn run_user(command: UserCommand) -> Result<()> {
+    use discern::server::users::Users;
+    match command {
+        UserCommand::Add(args) => {
+            let path = args.file.path()?;
+            let mut users = Users::load(&path)?;
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map_err(|e| {
+                Error::Config(format!("reading the password from standard input: {e}"))
+            })?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            let existed = users.get(&args.name).is_some();
+            users.set_password(&args.name, password)?;
+            users.save(&path)?;
+            eprintln!(
+                "{} user {} in {}",
+                if existed { "updated" } else { "added" },
+                args.name,
+                path.display()
+            );
+            Ok(())
+        }
+        UserCommand::Remove(args) => {
+            let path = args.file.path()?;
+            let mut users = Users::load(&path)?;
+            if !users.remove(&args.name) {
+                return Err(Error::Config(format!(
+                    "no user {} in {}",
+                    args.name,
+                    path.display()
+                )));
+            }
+            users.save(&path)?;
+            eprintln!("removed user {} from {}", args.name, path.display());
+            Ok(())
+        }
+        UserCommand::List(args) => {
+            let path = args.path()?;
+            for name in Users::load(&path)?.names() {
+                println!("{name}");
+            }
+            Ok(())
+        }
+    }
 }

@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 
 use discern::demo_data::{self, DemoSpec};
 
+pub mod pg;
+
 /// The `discern` binary built by cargo for this test run, with a clean environment for AWS.
 pub fn discern() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_discern"));

@@ -1,0 +1,413 @@
+//! Statements the server answers itself, before datafusion-postgres's own hooks:
+//! the read-only policy, savepoints, `DISCARD`/`RESET`/`UNLISTEN` (driver housekeeping),
+//! and `COPY (query) TO STDOUT` (psql's `\copy`, psycopg's `copy()`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::{DFSchema, ParamValues};
+use datafusion::logical_expr::{EmptyRelation, LogicalPlan, LogicalPlanBuilder, lit};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{
+    CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
+};
+use datafusion_postgres::QueryHook;
+use datafusion_postgres::hooks::HookClient;
+use futures::StreamExt;
+use pgwire::api::ClientInfo;
+use pgwire::api::Type;
+use pgwire::api::results::{
+    CopyResponse, DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::copy::CopyData;
+use pgwire::messages::response::TransactionStatus;
+
+use super::errors::{INSUFFICIENT_PRIVILEGE, error};
+
+/// The server's own statement handling.
+#[derive(Debug, Default)]
+pub struct DiscernHook;
+
+/// What the hook does with a statement.
+enum Action {
+    /// Not ours: datafusion-postgres plans and runs it.
+    Pass,
+    /// Refused by the read-only policy.
+    Refuse(String),
+    /// Answered with a command tag and nothing else.
+    Tag(&'static str),
+    /// `COPY (query) TO STDOUT`.
+    CopyOut,
+    /// `SHOW` of a setting the server answers itself.
+    Show(&'static str, &'static str),
+}
+
+/// Settings `SHOW` answers here (datafusion-postgres does not know them): what a read-only
+/// PostgreSQL 16 without superuser rights reports.
+fn show_value(name: &str) -> Option<(&'static str, &'static str)> {
+    Some(match name {
+        "is_superuser" => ("is_superuser", "off"),
+        "server_version" => ("server_version", super::SERVER_VERSION),
+        "server_version_num" => ("server_version_num", super::SERVER_VERSION_NUM),
+        "default_transaction_read_only" => ("default_transaction_read_only", "on"),
+        "transaction_read_only" => ("transaction_read_only", "on"),
+        "server_encoding" => ("server_encoding", "UTF8"),
+        "lc_collate" => ("lc_collate", "C"),
+        "max_identifier_length" => ("max_identifier_length", "63"),
+        _ => return None,
+    })
+}
+
+fn action(statement: &Statement, status: TransactionStatus) -> Action {
+    match statement {
+        Statement::Savepoint { .. } | Statement::ReleaseSavepoint { .. } => {
+            let tag = if matches!(statement, Statement::Savepoint { .. }) {
+                "SAVEPOINT"
+            } else {
+                "RELEASE"
+            };
+            Action::Tag(tag)
+        }
+        // ROLLBACK TO SAVEPOINT leaves the transaction open and clears its error state.
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        } => Action::Tag("ROLLBACK"),
+        Statement::Discard { .. } => Action::Tag("DISCARD ALL"),
+        Statement::ShowVariable { variable } => {
+            let name = variable
+                .iter()
+                .map(|i| i.value.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(" ");
+            match show_value(&name) {
+                Some((column, value)) => Action::Show(column, value),
+                None => Action::Pass,
+            }
+        }
+        Statement::Set(set) if set.to_string().to_ascii_lowercase().contains("datafusion.") => {
+            Action::Refuse(
+                "SET datafusion.* is not allowed: engine settings are fixed by the server \
+                 configuration"
+                    .into(),
+            )
+        }
+        Statement::Reset(_) => Action::Tag("RESET"),
+        Statement::UNLISTEN { .. } => Action::Tag("UNLISTEN"),
+        Statement::Copy {
+            to: true,
+            target: CopyTarget::Stdout,
+            ..
+        } => Action::CopyOut,
+        Statement::Copy { .. } => Action::Refuse(
+            "COPY is allowed only as COPY (query) TO STDOUT: Discern serves read-only data".into(),
+        ),
+        Statement::Query(_)
+        | Statement::Explain { .. }
+        | Statement::ExplainTable { .. }
+        | Statement::Set(_)
+        | Statement::ShowVariables { .. }
+        | Statement::ShowStatus { .. }
+        | Statement::ShowTables { .. }
+        | Statement::ShowColumns { .. }
+        | Statement::ShowCatalogs { .. }
+        | Statement::ShowSchemas { .. }
+        | Statement::ShowFunctions { .. }
+        | Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. }
+        | Statement::Declare { .. }
+        | Statement::Fetch { .. }
+        | Statement::Close { .. }
+        | Statement::Prepare { .. }
+        | Statement::Execute { .. }
+        | Statement::Deallocate { .. } => {
+            let _ = status;
+            Action::Pass
+        }
+        other => {
+            let text = other.to_string();
+            let verb: String = text
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_uppercase();
+            Action::Refuse(format!(
+                "{verb} is not allowed: Discern serves read-only data (tables are declared in \
+                 the server configuration)"
+            ))
+        }
+    }
+}
+
+fn empty_plan() -> LogicalPlan {
+    LogicalPlan::EmptyRelation(EmptyRelation {
+        produce_one_row: false,
+        schema: Arc::new(DFSchema::empty()),
+    })
+}
+
+#[async_trait]
+impl QueryHook for DiscernHook {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        ctx: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        let status = client.transaction_status();
+        match action(statement, status) {
+            Action::Pass => None,
+            Action::Refuse(message) => Some(Err(error(INSUFFICIENT_PRIVILEGE, message))),
+            Action::Tag(tag) if status == TransactionStatus::Error && tag != "ROLLBACK" => {
+                Some(Err(error(
+                    "25P02",
+                    "current transaction is aborted, commands ignored until end of transaction block",
+                )))
+            }
+            Action::Tag(tag) => {
+                // Savepoints are accepted outside a transaction block too: within one
+                // simple query ("BEGIN; SAVEPOINT a") the status is only known afterwards.
+                Some(Ok(Response::Execution(Tag::new(tag))))
+            }
+            Action::Show(column, value) => Some(show_response(column, value)),
+            Action::CopyOut => {
+                if status == TransactionStatus::Error {
+                    return Some(Err(error(
+                        "25P02",
+                        "current transaction is aborted, commands ignored until end of transaction block",
+                    )));
+                }
+                Some(copy_out(statement, ctx).await)
+            }
+        }
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _ctx: &SessionContext,
+        client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        match action(statement, client.transaction_status()) {
+            Action::Pass => None,
+            Action::Refuse(message) => Some(Err(error(INSUFFICIENT_PRIVILEGE, message))),
+            Action::Tag(..) | Action::CopyOut => Some(Ok(empty_plan())),
+            Action::Show(column, value) => Some(
+                LogicalPlanBuilder::empty(true)
+                    .project(vec![lit(value).alias(column)])
+                    .and_then(|b| b.build())
+                    .map_err(|e| PgWireError::ApiError(Box::new(e))),
+            ),
+        }
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _plan: &LogicalPlan,
+        _params: &ParamValues,
+        ctx: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        self.handle_simple_query(statement, ctx, client).await
+    }
+}
+
+fn show_response(column: &str, value: &str) -> PgWireResult<Response> {
+    let fields = Arc::new(vec![FieldInfo::new(
+        column.to_string(),
+        None,
+        None,
+        Type::TEXT,
+        FieldFormat::Text,
+    )]);
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    encoder.encode_field(&Some(value))?;
+    let row = encoder.take_row();
+    Ok(Response::Query(QueryResponse::new(
+        fields,
+        futures::stream::iter([Ok(row)]),
+    )))
+}
+
+/// `COPY (query) TO STDOUT [WITH (FORMAT csv|text, HEADER, DELIMITER 'c', NULL 's')]`, one
+/// CopyData message per row, text or CSV as PostgreSQL writes them.
+async fn copy_out(statement: &Statement, ctx: &SessionContext) -> PgWireResult<Response> {
+    let Statement::Copy {
+        source,
+        options,
+        legacy_options,
+        ..
+    } = statement
+    else {
+        return Err(error("XX000", "not a COPY statement"));
+    };
+    let mut csv = false;
+    let mut header = false;
+    let mut delimiter: Option<char> = None;
+    let mut null: Option<String> = None;
+    for option in options {
+        match option {
+            CopyOption::Format(f) => csv = f.value.eq_ignore_ascii_case("csv"),
+            CopyOption::Header(h) => header = *h,
+            CopyOption::Delimiter(d) => delimiter = Some(*d),
+            CopyOption::Null(n) => null = Some(n.clone()),
+            other => {
+                return Err(error(
+                    "0A000",
+                    format!("COPY option {other} is not supported"),
+                ));
+            }
+        }
+    }
+    for option in legacy_options {
+        match option {
+            CopyLegacyOption::Csv(_) => csv = true,
+            CopyLegacyOption::Header => header = true,
+            CopyLegacyOption::Delimiter(d) => delimiter = Some(*d),
+            CopyLegacyOption::Null(n) => null = Some(n.clone()),
+            CopyLegacyOption::Binary => {
+                return Err(error("0A000", "COPY ... BINARY is not supported"));
+            }
+            other => {
+                return Err(error(
+                    "0A000",
+                    format!("COPY option {other} is not supported"),
+                ));
+            }
+        }
+    }
+    let sql = match source {
+        CopySource::Query(query) => query.to_string(),
+        CopySource::Table {
+            table_name,
+            columns,
+        } => {
+            let cols = if columns.is_empty() {
+                "*".to_string()
+            } else {
+                columns
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!("SELECT {cols} FROM {table_name}")
+        }
+    };
+    let df = ctx
+        .sql(&sql)
+        .await
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let columns = df.schema().fields().len();
+    let names: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let stream = df
+        .execute_stream()
+        .await
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let writer = Arc::new(CopyWriter {
+        csv,
+        delimiter: delimiter.unwrap_or(if csv { ',' } else { '\t' }),
+        null: null.unwrap_or_else(|| if csv { String::new() } else { "\\N".into() }),
+    });
+    let header_row = (header && csv).then(|| {
+        let cells: Vec<String> = names.iter().map(|n| writer.csv_quote(n)).collect();
+        Ok(CopyData::new(Bytes::from(format!(
+            "{}\n",
+            cells.join(&writer.delimiter.to_string())
+        ))))
+    });
+    let rows = stream.flat_map(move |batch| {
+        let lines: Vec<PgWireResult<CopyData>> = match batch {
+            Ok(batch) => match writer.rows(&batch) {
+                Ok(lines) => lines
+                    .into_iter()
+                    .map(|l| Ok(CopyData::new(Bytes::from(l))))
+                    .collect(),
+                Err(e) => vec![Err(e)],
+            },
+            Err(e) => vec![Err(PgWireError::ApiError(Box::new(e)))],
+        };
+        futures::stream::iter(lines)
+    });
+    let data = futures::stream::iter(header_row).chain(rows);
+    Ok(Response::CopyOut(CopyResponse::new(0, columns, data)))
+}
+
+struct CopyWriter {
+    csv: bool,
+    delimiter: char,
+    null: String,
+}
+
+impl CopyWriter {
+    fn rows(&self, batch: &RecordBatch) -> PgWireResult<Vec<String>> {
+        let options = FormatOptions::default().with_null("\u{0}NULL");
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let mut out = Vec::with_capacity(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            let mut line = String::new();
+            for (i, (f, column)) in formatters.iter().zip(batch.columns()).enumerate() {
+                if i > 0 {
+                    line.push(self.delimiter);
+                }
+                if column.is_null(row) {
+                    line.push_str(&self.null);
+                    continue;
+                }
+                let value = f.value(row).to_string();
+                if self.csv {
+                    line.push_str(&self.csv_quote(&value));
+                } else {
+                    self.text_escape(&value, &mut line);
+                }
+            }
+            line.push('\n');
+            out.push(line);
+        }
+        Ok(out)
+    }
+
+    fn csv_quote(&self, value: &str) -> String {
+        let needs = value.is_empty()
+            || value.contains(self.delimiter)
+            || value.contains(['"', '\n', '\r'])
+            || value == self.null;
+        if needs {
+            format!("\"{}\"", value.replace('"', "\"\""))
+        } else {
+            value.to_string()
+        }
+    }
+
+    fn text_escape(&self, value: &str, out: &mut String) {
+        for c in value.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c == self.delimiter => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c => out.push(c),
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+// The PostgreSQL JDBC driver against a running `discern serve` over TLS (verifying the
+// server certificate): a PreparedStatement run past the driver's prepare threshold (named
+// statements, binary transfer), DatabaseMetaData.getTables / getColumns, and an error.
+// Run by tests/clients.rs.
+import java.sql.Connection;
+import java.sql.DatabaseMetaData;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Properties;
+
+public class JdbcClient {
+    static void check(String name, boolean condition, Object detail) {
+        if (!condition) {
+            throw new AssertionError(name + ": " + detail);
+        }
+        System.out.println("ok  " + name);
+    }
+
+    public static void main(String[] args) throws Exception {
+        String url = "jdbc:postgresql://" + System.getenv("DISCERN_HOST") + ":"
+                + System.getenv("DISCERN_PORT") + "/discern";
+        Properties props = new Properties();
+        props.setProperty("user", System.getenv("DISCERN_USER"));
+        props.setProperty("password", System.getenv("DISCERN_PASSWORD"));
+        props.setProperty("ssl", "true");
+        props.setProperty("sslmode", "verify-ca");
+        props.setProperty("sslrootcert", System.getenv("DISCERN_CERT"));
+        try (Connection conn = DriverManager.getConnection(url, props)) {
+            try (PreparedStatement ps = conn.prepareStatement(
+                    "SELECT count(*), avg(value) FROM measurements WHERE biomarker = ?")) {
+                long n = 0;
+                for (int i = 0; i < 7; i++) {
+                    ps.setString(1, "iron");
+                    try (ResultSet rs = ps.executeQuery()) {
+                        rs.next();
+                        n = rs.getLong(1);
+                        double mean = rs.getDouble(2);
+                        check("jdbc PreparedStatement run " + i, n > 0 && mean > 0, n);
+                    }
+                }
+            }
+            DatabaseMetaData md = conn.getMetaData();
+            List<String> tables = new ArrayList<>();
+            try (ResultSet rs = md.getTables(null, "public", "%", new String[] {"TABLE"})) {
+                while (rs.next()) {
+                    tables.add(rs.getString("TABLE_NAME"));
+                }
+            }
+            check("jdbc getTables", tables.contains("measurements") && tables.contains("samples"), tables);
+            List<String> columns = new ArrayList<>();
+            try (ResultSet rs = md.getColumns(null, "public", "measurements", "%")) {
+                while (rs.next()) {
+                    columns.add(rs.getString("COLUMN_NAME"));
+                }
+            }
+            check("jdbc getColumns", columns.contains("biomarker") && columns.contains("value"), columns);
+            try (PreparedStatement ps = conn.prepareStatement("SELECT * FROM no_such_table")) {
+                ps.executeQuery();
+                throw new AssertionError("no error");
+            } catch (SQLException e) {
+                check("jdbc SQLSTATE 42P01", "42P01".equals(e.getSQLState()), e.getSQLState());
+            }
+            try (PreparedStatement ps = conn.prepareStatement("SELECT 1")) {
+                ResultSet rs = ps.executeQuery();
+                rs.next();
+                check("jdbc usable after an error", rs.getInt(1) == 1, null);
+            }
+        }
+    }
+}

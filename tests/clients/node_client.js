@@ -1,0 +1,56 @@
+// node-postgres against a running `discern serve` over TLS (verifying the server
+// certificate): parameters through the extended protocol, a cursor (Execute with a row
+// limit), an error and the connection after it. Run by tests/clients.rs.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const modules = process.env.DISCERN_NODE_MODULES;
+const { Client } = require(path.join(modules, 'pg'));
+const Cursor = require(path.join(modules, 'pg-cursor'));
+
+function check(name, condition, detail) {
+  if (!condition) {
+    throw new Error(`${name}: ${JSON.stringify(detail)}`);
+  }
+  console.log(`ok  ${name}`);
+}
+
+async function main() {
+  const client = new Client({
+    host: process.env.DISCERN_HOST,
+    port: Number(process.env.DISCERN_PORT),
+    user: process.env.DISCERN_USER,
+    password: process.env.DISCERN_PASSWORD,
+    database: 'discern',
+    ssl: { ca: fs.readFileSync(process.env.DISCERN_CERT, 'utf8'), servername: 'localhost' },
+  });
+  await client.connect();
+  const res = await client.query(
+    'SELECT count(*) AS n, avg(value) AS mean FROM measurements WHERE biomarker = $1',
+    ['iron'],
+  );
+  // int8 arrives as a string in node-postgres (no loss of precision), float8 as a number.
+  check('node-pg parameters', Number(res.rows[0].n) > 0 && typeof res.rows[0].mean === 'number', res.rows);
+
+  const cursor = client.query(new Cursor('SELECT sample_id FROM samples ORDER BY sample_id'));
+  const first = await cursor.read(10);
+  const second = await cursor.read(10);
+  await cursor.close();
+  check('node-pg cursor reads in pages', first.length === 10 && second.length === 10 &&
+    first[9].sample_id < second[0].sample_id, [first.length, second.length]);
+
+  try {
+    await client.query('SELECT * FROM no_such_table');
+    throw new Error('no error');
+  } catch (e) {
+    check('node-pg SQLSTATE 42P01', e.code === '42P01', e.code);
+  }
+  const after = await client.query('SELECT auc(m.value, s.is_case) AS auc FROM measurements m JOIN samples s USING (sample_id) WHERE biomarker = $1', ['iron']);
+  check('node-pg usable after an error', after.rows[0].auc >= 0 && after.rows[0].auc <= 1, after.rows);
+  await client.end();
+}
+
+main().catch((e) => {
+  console.error(e.stack || String(e));
+  process.exit(1);
+});

@@ -1,0 +1,201 @@
+"""Python drivers against a running `discern serve`, over TLS with certificate checks.
+
+Run by tests/clients.rs with DISCERN_HOST, DISCERN_PORT, DISCERN_USER, DISCERN_PASSWORD,
+DISCERN_CERT (the server certificate to trust) and DISCERN_REPORT (the discrimination report
+SQL). Each check prints one line; any failure raises, and the script exits non-zero.
+"""
+
+import asyncio
+import math
+import os
+import sys
+
+HOST = os.environ["DISCERN_HOST"]
+PORT = int(os.environ["DISCERN_PORT"])
+USER = os.environ["DISCERN_USER"]
+PASSWORD = os.environ["DISCERN_PASSWORD"]
+CERT = os.environ["DISCERN_CERT"]
+REPORT = open(os.environ["DISCERN_REPORT"], encoding="utf-8").read()
+
+# verify-ca: the chain must lead to the server's certificate (its SAN is localhost/127.0.0.1).
+DSN = (
+    f"host={HOST} port={PORT} dbname=discern user={USER} password={PASSWORD} "
+    f"sslmode=verify-full sslrootcert={CERT}"
+)
+
+
+def check(name, condition, detail=""):
+    if not condition:
+        raise AssertionError(f"{name}: {detail}")
+    print(f"ok  {name}")
+
+
+def psycopg2_checks():
+    import psycopg2
+    import psycopg2.errors
+
+    conn = psycopg2.connect(DSN)
+    check("psycopg2 connects over TLS", conn.info.ssl_in_use)
+    check("psycopg2 server_version", conn.server_version >= 160000, conn.server_version)
+    cur = conn.cursor()
+    # autocommit off: psycopg2 sends BEGIN implicitly; client-side parameters.
+    cur.execute(
+        "SELECT count(*) FROM measurements WHERE biomarker = %s AND value > %s",
+        ("iron", 0.0),
+    )
+    (n,) = cur.fetchone()
+    check("psycopg2 parameters", n > 0, n)
+    check("psycopg2 implicit BEGIN", conn.info.transaction_status == 2, conn.info.transaction_status)
+    try:
+        cur.execute("SELECT * FROM no_such_table")
+        raise AssertionError("no error")
+    except psycopg2.errors.UndefinedTable:
+        pass
+    check("psycopg2 UndefinedTable", True)
+    try:
+        cur.execute("SELECT 1")
+        raise AssertionError("no error in a failed transaction")
+    except psycopg2.errors.InFailedSqlTransaction:
+        pass
+    check("psycopg2 InFailedSqlTransaction (25P02)", True)
+    conn.rollback()
+    cur.execute("SELECT auc(m.value, s.is_case) FROM measurements m JOIN samples s USING (sample_id) WHERE biomarker = 'iron'")
+    (auc,) = cur.fetchone()
+    check("psycopg2 auc is a float", isinstance(auc, float) and 0 <= auc <= 1, auc)
+    cur.execute("SELECT mann_whitney(m.value, s.is_case) FROM measurements m JOIN samples s USING (sample_id) WHERE biomarker = 'iron'")
+    (mw,) = cur.fetchone()
+    check("psycopg2 STRUCT arrives as text", isinstance(mw, str) and "p" in mw, mw)
+    cur.execute(
+        "SELECT CAST(1 AS BIGINT), CAST(2 AS INT), CAST(0.5 AS DOUBLE), 'x', true, "
+        "CAST('2024-01-02 03:04:05' AS TIMESTAMP), CAST(1.25 AS DECIMAL(10, 2)), [1, 2, 3]"
+    )
+    row = cur.fetchone()
+    import datetime
+    import decimal
+
+    check(
+        "psycopg2 types",
+        row[0] == 1 and row[1] == 2 and row[2] == 0.5 and row[3] == "x" and row[4] is True
+        and row[5] == datetime.datetime(2024, 1, 2, 3, 4, 5)
+        and row[6] == decimal.Decimal("1.25") and row[7] == [1, 2, 3],
+        row,
+    )
+    conn.commit()
+    conn.close()
+
+
+def psycopg3_checks():
+    import psycopg
+
+    with psycopg.connect(DSN) as conn:
+        # Server-side prepared statements (named after prepare=True), binary results.
+        with conn.cursor(binary=True) as cur:
+            for _ in range(3):
+                cur.execute(
+                    "SELECT count(*), avg(value) FROM measurements WHERE biomarker = %s",
+                    ("iron",),
+                    prepare=True,
+                )
+                n, mean = cur.fetchone()
+            check("psycopg3 prepared + binary", n > 0 and isinstance(mean, float), (n, mean))
+        # Pipeline mode, with an error in the middle and recovery after it.
+        with conn.pipeline():
+            c1 = conn.execute("SELECT 1")
+            c2 = conn.execute("SELECT 2")
+        check("psycopg3 pipeline", c1.fetchone()[0] == 1 and c2.fetchone()[0] == 2)
+        try:
+            conn.execute("SELECT * FROM no_such_table")
+            raise AssertionError("no error")
+        except psycopg.errors.UndefinedTable:
+            conn.rollback()
+        check("psycopg3 UndefinedTable", True)
+        # COPY TO STDOUT (how psycopg exports reports).
+        with conn.cursor() as cur:
+            with cur.copy("COPY (SELECT sample_id, is_case FROM samples ORDER BY sample_id LIMIT 5) TO STDOUT") as copy:
+                rows = list(copy.rows())
+        check("psycopg3 COPY TO STDOUT", len(rows) == 5, rows)
+
+
+def sqlalchemy_checks():
+    import pandas as pd
+    import sqlalchemy as sa
+
+    for driver in ("psycopg2", "psycopg"):
+        url = sa.URL.create(
+            f"postgresql+{driver}",
+            username=USER,
+            password=PASSWORD,
+            host=HOST,
+            port=PORT,
+            database="discern",
+            query={"sslmode": "verify-full", "sslrootcert": CERT},
+        )
+        engine = sa.create_engine(url, pool_pre_ping=True)
+        with engine.connect() as conn:
+            n = conn.execute(
+                sa.text("SELECT count(*) FROM samples WHERE is_case = :c"), {"c": True}
+            ).scalar_one()
+            check(f"sqlalchemy[{driver}] text() with parameters", n > 0, n)
+        inspector = sa.inspect(engine)
+        tables = sorted(inspector.get_table_names())
+        check(f"sqlalchemy[{driver}] get_table_names", tables == ["measurements", "samples"], tables)
+        columns = {c["name"] for c in inspector.get_columns("measurements")}
+        check(
+            f"sqlalchemy[{driver}] get_columns",
+            {"sample_id", "biomarker", "value"} <= columns,
+            columns,
+        )
+        # pandas.read_sql of the discrimination report.
+        with engine.connect() as conn:
+            report = pd.read_sql(sa.text(REPORT), conn)
+        check(
+            f"pandas[{driver}] read_sql of the report",
+            len(report) > 0 and "auc" in report.columns and report["auc"].between(0, 1).all(),
+            report.head(),
+        )
+        engine.dispose()
+
+
+async def asyncpg_checks():
+    import ssl
+
+    import asyncpg
+
+    context = ssl.create_default_context(cafile=CERT)
+    conn = await asyncpg.connect(
+        host=HOST, port=PORT, user=USER, password=PASSWORD, database="discern", ssl=context
+    )
+    n = await conn.fetchval("SELECT count(*) FROM measurements WHERE biomarker = $1", "iron")
+    check("asyncpg extended protocol", n > 0, n)
+    rows = await conn.fetch(
+        "SELECT biomarker, auc(m.value, s.is_case) AS auc FROM measurements m "
+        "JOIN samples s USING (sample_id) GROUP BY biomarker ORDER BY biomarker"
+    )
+    check("asyncpg binary results", all(0 <= r["auc"] <= 1 for r in rows), rows[:2])
+    await conn.close()
+    pool = await asyncpg.create_pool(
+        host=HOST, port=PORT, user=USER, password=PASSWORD, database="discern", ssl=context,
+        min_size=1, max_size=2,
+    )
+    async with pool.acquire() as c:
+        check("asyncpg pool", await c.fetchval("SELECT 1") == 1)
+    # Released connections get the pool's reset statements; reuse must still work.
+    async with pool.acquire() as c:
+        check("asyncpg pool reuse", await c.fetchval("SELECT 2") == 2)
+    await pool.close()
+
+
+def main():
+    which = sys.argv[1:] or ["psycopg2", "psycopg3", "sqlalchemy", "asyncpg"]
+    if "psycopg2" in which:
+        psycopg2_checks()
+    if "psycopg3" in which:
+        psycopg3_checks()
+    if "sqlalchemy" in which:
+        sqlalchemy_checks()
+    if "asyncpg" in which:
+        asyncio.run(asyncpg_checks())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,703 @@
+//! `discern serve` against a real Postgres driver (tokio-postgres + rustls) over real TLS:
+//! security (TLS required, SCRAM, users, grants, certificates), SQLSTATEs, cancel, timeouts,
+//! the audit log, and robustness against bad clients.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::pg::{Server, code};
+use common::{discern, run};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A query that runs for minutes on the demo data (a triple cross join), to be cancelled.
+const LONG_QUERY: &str = "SELECT count(*) FROM measurements a CROSS JOIN measurements b \
+                          CROSS JOIN samples c WHERE a.value + b.value > c.age";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_scram_are_required_and_work() {
+    let server = Server::start(&[]);
+    // The printed first user logs in over TLS with SCRAM (tokio-postgres prefers
+    // SCRAM-SHA-256-PLUS with channel binding when the server offers it).
+    let client = server.connect().await;
+    let row = client.query_one("SELECT version()", &[]).await.unwrap();
+    let version: String = row.get(0);
+    assert!(version.starts_with("PostgreSQL 16."), "{version}");
+    for sql in ["SHOW is_superuser", "SHOW transaction_read_only"] {
+        let messages = client.simple_query(sql).await.unwrap();
+        let value = messages.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        });
+        let expected = if sql.contains("superuser") {
+            "off"
+        } else {
+            "on"
+        };
+        assert_eq!(value.as_deref(), Some(expected), "{sql}");
+    }
+    let row = client.query_one("SELECT current_user", &[]).await.unwrap();
+    let user: String = row.get(0);
+    assert_eq!(user, server.user);
+
+    // Channel binding required by the client: works because the server offers PLUS.
+    let mut config = server.config(&server.user, &server.password);
+    config
+        .ssl_mode(tokio_postgres::config::SslMode::Require)
+        .channel_binding(tokio_postgres::config::ChannelBinding::Require);
+    let (c2, conn) = config.connect(server.tls()).await.unwrap();
+    tokio::spawn(conn);
+    c2.simple_query("SELECT 1").await.unwrap();
+
+    // Wrong password and unknown user: the same error class and wording.
+    let wrong = server
+        .connect_as(&server.user, "not-the-password")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(code(&wrong), "28P01");
+    let unknown = server
+        .connect_as("mallory", "whatever")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(code(&unknown), "28P01");
+    let msg = |e: &tokio_postgres::Error| e.as_db_error().unwrap().message().to_string();
+    assert_eq!(
+        msg(&wrong).replace(&server.user, "U"),
+        msg(&unknown).replace("mallory", "U")
+    );
+
+    // Plaintext is refused before any password exchange, with a message that says why.
+    let plain = server.connect_plain().await.err().unwrap();
+    assert_eq!(code(&plain), "28000");
+    assert!(msg(&plain).contains("TLS"), "{}", msg(&plain));
+
+    // The audit log has the logins and the statements, and never a password.
+    let audit = server.audit();
+    assert!(audit.contains("\"event\":\"login\""), "{audit}");
+    assert!(audit.contains("\"outcome\":\"refused\""), "{audit}");
+    assert!(audit.contains("SELECT version()"), "{audit}");
+    assert!(!audit.contains(&server.password));
+    assert!(!audit.contains("not-the-password"));
+    for line in audit.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["time"].is_string() && v["user"].is_string() && v["client"].is_string());
+    }
+    // The password never reaches the users file either.
+    let users = std::fs::read_to_string(server.users_file()).unwrap();
+    assert!(users.contains("SCRAM-SHA-256$4096:"));
+    assert!(!users.contains(&server.password));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_added_and_removed_without_a_restart() {
+    let server = Server::start(&[]);
+    let users = server.users_file();
+    let add = |name: &str, password: &str| {
+        let mut child = discern()
+            .args(["user", "add", name, "--users"])
+            .arg(&users)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    add("alice", "correct horse battery");
+    let alice = server
+        .connect_as("alice", "correct horse battery")
+        .await
+        .unwrap();
+    alice.simple_query("SELECT 1").await.unwrap();
+    assert_eq!(
+        code(
+            &server
+                .connect_as("alice", "correct horse")
+                .await
+                .err()
+                .unwrap()
+        ),
+        "28P01"
+    );
+    // A new password replaces the old one.
+    add("alice", "new-password-2");
+    assert!(server.connect_as("alice", "new-password-2").await.is_ok());
+    assert!(
+        server
+            .connect_as("alice", "correct horse battery")
+            .await
+            .is_err()
+    );
+    let out = run(discern()
+        .args(["user", "remove", "alice", "--users"])
+        .arg(&users))
+    .ok();
+    assert!(out.stderr.contains("removed user alice"));
+    assert_eq!(
+        code(
+            &server
+                .connect_as("alice", "new-password-2")
+                .await
+                .err()
+                .unwrap()
+        ),
+        "28P01"
+    );
+    run(discern()
+        .args(["user", "remove", "alice", "--users"])
+        .arg(&users))
+    .fails_with(&["no user alice"]);
+    let text = std::fs::read_to_string(&users).unwrap();
+    assert!(!text.contains("new-password-2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_sqlstates_and_the_connection_survives() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    let cases = [
+        ("SELEC 1", "42601"),
+        ("SELECT * FROM no_such_table", "42P01"),
+        ("SELECT no_such_column FROM samples", "42703"),
+        ("SELECT aucc(value, is_case) FROM measurements", "42883"),
+        (
+            "SELECT auc_ci(value, is_case, 2.0) FROM measurements m JOIN samples s USING (sample_id)",
+            "22023",
+        ),
+        ("CREATE TABLE t (x INT)", "42501"),
+        ("INSERT INTO samples VALUES (1)", "42501"),
+        ("SET datafusion.runtime.memory_limit = '1G'", "42501"),
+        ("SELECT 1/0", "22012"),
+    ];
+    for (sql, expected) in cases {
+        let e = client
+            .simple_query(sql)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{sql} succeeded"));
+        assert_eq!(code(&e), expected, "{sql}: {e:?}");
+        // The connection is still usable.
+        let row = client.query_one("SELECT 41 + 1 AS x", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i64>(0), 42);
+    }
+    // Parameters through the extended protocol.
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM measurements WHERE biomarker = $1",
+            &[&"iron"],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, i64>(0) > 0);
+
+    // A failed transaction refuses everything but ROLLBACK (25P02), as PostgreSQL does.
+    client.batch_execute("BEGIN").await.unwrap();
+    assert!(client.batch_execute("SELECT * FROM nope").await.is_err());
+    let e = client.batch_execute("SELECT 1").await.err().unwrap();
+    assert_eq!(code(&e), "25P02");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    client.batch_execute("SELECT 1").await.unwrap();
+
+    // Savepoints: ROLLBACK TO clears the error and keeps the transaction.
+    client.batch_execute("BEGIN; SAVEPOINT a").await.unwrap();
+    assert!(client.batch_execute("SELECT * FROM nope").await.is_err());
+    client
+        .batch_execute("ROLLBACK TO SAVEPOINT a")
+        .await
+        .unwrap();
+    client
+        .batch_execute("SELECT 1; RELEASE SAVEPOINT a; COMMIT")
+        .await
+        .unwrap();
+    // Housekeeping statements that drivers and pools send.
+    client
+        .batch_execute("DISCARD ALL; RESET ALL; UNLISTEN *; SET application_name = 'x'")
+        .await
+        .unwrap();
+
+    // The audit log records failures with their SQLSTATE.
+    let audit = server.audit();
+    assert!(audit.contains("\"sqlstate\":\"42P01\""), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistical_results_and_types_come_through() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    // Binary results of the extended protocol: BIGINT, DOUBLE, TEXT, BOOLEAN.
+    let rows = client
+        .query(
+            "SELECT m.biomarker, count(*) AS n, avg(m.value) AS mean, bool_or(s.is_case) AS any_case, \
+                    auc(m.value, s.is_case) AS auc \
+             FROM measurements m JOIN samples s USING (sample_id) \
+             GROUP BY m.biomarker ORDER BY m.biomarker",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(rows.len() >= 10);
+    for row in &rows {
+        let n: i64 = row.get("n");
+        let auc: f64 = row.get("auc");
+        let any: bool = row.get("any_case");
+        let _: String = row.get("biomarker");
+        let _: f64 = row.get("mean");
+        assert!(n > 0 && (0.0..=1.0).contains(&auc) && any);
+    }
+    // A STRUCT result is one column holding a PostgreSQL record, (u,z,p) in text.
+    let messages = client
+        .simple_query(
+            "SELECT mann_whitney(m.value, s.is_case) AS mw FROM measurements m \
+             JOIN samples s USING (sample_id) WHERE m.biomarker = 'iron'",
+        )
+        .await
+        .unwrap();
+    let text = messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .unwrap();
+    let fields: Vec<f64> = text
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .split(',')
+        .map(|f| f.parse().unwrap())
+        .collect();
+    assert_eq!(fields.len(), 3, "{text}");
+    assert!((0.0..=1.0).contains(&fields[2]), "{text}");
+    // Field access gives plain numbers.
+    let row = client
+        .query_one(
+            "SELECT (mann_whitney(m.value, s.is_case))['p'] AS p FROM measurements m \
+             JOIN samples s USING (sample_id) WHERE m.biomarker = 'iron'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let p: f64 = row.get(0);
+    assert!((0.0..=1.0).contains(&p));
+
+    // COPY (query) TO STDOUT, as psql's \copy and psycopg's copy() use it.
+    use futures::StreamExt;
+    let stream = client
+        .copy_out("COPY (SELECT sample_id, is_case FROM samples ORDER BY sample_id LIMIT 3) TO STDOUT WITH (FORMAT csv, HEADER)")
+        .await
+        .unwrap();
+    let chunks: Vec<_> = stream.collect().await;
+    let mut out = Vec::new();
+    for c in chunks {
+        out.extend_from_slice(&c.unwrap());
+    }
+    let csv = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert_eq!(lines[0], "sample_id,is_case");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_hide_tables_and_refuse_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("discern.toml");
+    std::fs::write(
+        &config,
+        "[grants]\nalice = [\"samples\"]\n\"*\" = [\"*\"]\n",
+    )
+    .unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let mut child = discern()
+        .args(["user", "add", "alice", "--users"])
+        .arg(server.users_file())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "alice-pw").unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let alice = server.connect_as("alice", "alice-pw").await.unwrap();
+    let e = alice
+        .simple_query("SELECT * FROM measurements")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(code(&e), "42501", "{e:?}");
+    assert!(
+        e.as_db_error()
+            .unwrap()
+            .message()
+            .contains("permission denied for table")
+    );
+    let tables = |rows: Vec<tokio_postgres::SimpleQueryMessage>| -> Vec<String> {
+        rows.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .collect()
+    };
+    let listed = tables(
+        alice
+            .simple_query(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(listed, ["samples"]);
+    let listed = tables(
+        alice
+            .simple_query("SELECT relname FROM pg_catalog.pg_class WHERE relname IN ('samples', 'measurements')")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(listed, ["samples"]);
+    // The first user falls under "*" and reads everything.
+    let admin = server.connect().await;
+    admin
+        .simple_query("SELECT count(*) FROM measurements")
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_are_cancelled_by_request_timeout_and_hang_up() {
+    let server = Server::start(&[]);
+    // A CancelRequest inside TLS (psycopg 3, asyncpg) and in plaintext (psql, psycopg2,
+    // node-postgres and JDBC send it unencrypted).
+    for plaintext in [false, true] {
+        // sslmode=prefer: the session is TLS, and tokio-postgres then sends its cancel in
+        // plaintext when given no TLS connector, as libpq does.
+        let mut config = server.config(&server.user, &server.password);
+        config.ssl_mode(if plaintext {
+            tokio_postgres::config::SslMode::Prefer
+        } else {
+            tokio_postgres::config::SslMode::Require
+        });
+        let (client, conn) = config.connect(server.tls()).await.unwrap();
+        tokio::spawn(conn);
+        let token = client.cancel_token();
+        let tls = server.tls();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            if plaintext {
+                token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+            } else {
+                token.cancel_query(tls).await.unwrap();
+            }
+        });
+        let e = client.simple_query(LONG_QUERY).await.err().unwrap();
+        assert_eq!(code(&e), "57014", "{e:?}");
+        canceller.await.unwrap();
+        client.simple_query("SELECT 1").await.unwrap();
+    }
+    // statement_timeout, set per session.
+    let client = server.connect().await;
+    client
+        .batch_execute("SET statement_timeout = 500")
+        .await
+        .unwrap();
+    let e = client.simple_query(LONG_QUERY).await.err().unwrap();
+    assert_eq!(code(&e), "57014");
+    assert!(
+        e.as_db_error()
+            .unwrap()
+            .message()
+            .contains("statement timeout")
+    );
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .unwrap();
+
+    // A client that hangs up mid-query: the server cancels the query (the audit log says so).
+    {
+        let mut config = server.config(&server.user, &server.password);
+        config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        let (gone, conn) = config.connect(server.tls()).await.unwrap();
+        let socket = tokio::spawn(conn);
+        let q = tokio::spawn(async move {
+            let _ = gone.simple_query(LONG_QUERY).await;
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Dropping the connection task closes the socket, as a killed client would.
+        socket.abort();
+        q.abort();
+    }
+    let mut found = false;
+    for _ in 0..100 {
+        if server
+            .audit()
+            .lines()
+            .any(|l| l.contains("CROSS JOIN") && l.contains("57014") && !l.contains("\"pid\":null"))
+            && server.audit().matches("57014").count() >= 4
+        {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        found,
+        "the abandoned query was not cancelled:\n{}",
+        server.audit()
+    );
+    // And the server still answers.
+    server
+        .connect()
+        .await
+        .simple_query("SELECT 1")
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_clients_do_not_hurt_the_others() {
+    let server = Server::start(&["--max-connections", "250"]);
+    let good = server.connect().await;
+    let addr = format!("127.0.0.1:{}", server.port);
+
+    // Garbage bytes instead of a startup packet.
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    // A truncated startup packet, then hang up.
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(&[0, 0, 0, 40, 0, 3, 0, 0, b'u']).await.unwrap();
+    drop(s);
+    // An absurd length.
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(&[0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0])
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    // Garbage after a TLS login.
+    good.simple_query("SELECT 1").await.unwrap();
+
+    // 200 concurrent sessions, each running a query.
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let config = {
+            let mut c = server.config(&server.user, &server.password);
+            c.ssl_mode(tokio_postgres::config::SslMode::Require);
+            c
+        };
+        let tls = server.tls();
+        tasks.push(tokio::spawn(async move {
+            let (client, conn) = config.connect(tls).await.unwrap();
+            tokio::spawn(conn);
+            let row = client
+                .query_one("SELECT $1::BIGINT * 2", &[&(i as i64)])
+                .await
+                .unwrap();
+            assert_eq!(row.get::<_, i64>(0), 2 * i as i64);
+            client
+        }));
+    }
+    let mut clients = Vec::new();
+    for t in tasks {
+        clients.push(t.await.unwrap());
+    }
+    assert_eq!(clients.len(), 200);
+    drop(clients);
+
+    // A slow reader: a large result nobody reads for a while, while others are served.
+    let slow = server.connect().await;
+    let slow_task = tokio::spawn(async move {
+        slow.simple_query("SELECT * FROM measurements a CROSS JOIN samples b LIMIT 200000")
+            .await
+            .map(|r| r.len())
+    });
+    for _ in 0..5 {
+        good.simple_query("SELECT count(*) FROM samples")
+            .await
+            .unwrap();
+    }
+    let n = slow_task.await.unwrap().unwrap();
+    assert!(n > 200_000);
+    good.simple_query("SELECT 1").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_limit_is_a_clear_error() {
+    let server = Server::start(&["--max-connections", "2"]);
+    let a = server.connect().await;
+    let b = server.connect().await;
+    let e = server
+        .connect_as(&server.user.clone(), &server.password.clone())
+        .await
+        .err()
+        .unwrap();
+    let text = e.to_string();
+    assert!(
+        code(&e) == "53300" || text.contains("too many clients"),
+        "{text}"
+    );
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A slot is free again.
+    server
+        .connect()
+        .await
+        .simple_query("SELECT 1")
+        .await
+        .unwrap();
+    drop(b);
+}
+
+#[test]
+fn broken_tls_configuration_stops_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    run(discern()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .arg("--tls-cert")
+        .arg(&missing)
+        .arg("--tls-key")
+        .arg(&missing))
+    .fails_with(&["TLS", "missing.pem"]);
+
+    // A certificate with somebody else's key.
+    let a = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let b = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, a.cert.pem()).unwrap();
+    std::fs::write(&key, b.signing_key.serialize_pem()).unwrap();
+    run(discern()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key))
+    .fails_with(&["do not work together"]);
+
+    // Not a key at all.
+    std::fs::write(&key, "hello").unwrap();
+    run(discern()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key))
+    .fails_with(&["private key"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_certificate_is_used_and_client_certificates_log_in() {
+    // A CA, a server certificate and a client certificate for user "carol".
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &issuer)
+        .unwrap();
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, "carol");
+    let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
+    let write = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let ca_pem = write("ca.pem", ca.pem());
+    let cert = write("server.pem", server_cert.pem());
+    let key = write("server.key", server_key.serialize_pem());
+    let server = Server::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--client-ca",
+        ca_pem.to_str().unwrap(),
+    ]);
+    assert_eq!(server.cert, cert);
+
+    // carol logs in with her certificate, no password.
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&ca_pem).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots.clone())
+    .with_client_auth_cert(
+        vec![CertificateDer::from_pem_slice(client_cert.pem().as_bytes()).unwrap()],
+        PrivateKeyDer::from_pem_slice(client_key.serialize_pem().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let mut pg = server.config("carol", "");
+    pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+    let (client, conn) = pg
+        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(
+            config.clone(),
+        ))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = client.query_one("SELECT current_user", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "carol");
+    // The same certificate does not make anyone else.
+    let mut pg = server.config("dave", "");
+    pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+    let e = pg
+        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(code(&e), "28000");
+    // Without a certificate, the first user still uses SCRAM.
+    let plain_tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut pg = server.config(&server.user, &server.password);
+    pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+    let (c, conn) = pg
+        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(plain_tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c.simple_query("SELECT 1").await.unwrap();
+}
