@@ -704,7 +704,14 @@ impl QueryParser for UserParser {
     {
         let conn = conn_of(client)?;
         let parser = conn.session.service.query_parser();
-        parser.parse_sql(client, sql, types).await
+        let parsed = parser.parse_sql(client, sql, types).await?;
+        Ok(parsed.map(|(text, planned)| {
+            let planned = planned.map(|(statement, plan)| {
+                let plan = super::pg_compat::keep_placeholders(sql, plan);
+                (statement, plan)
+            });
+            (text, planned)
+        }))
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::{DFSchema, ParamValues};
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
-    CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
 };
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
@@ -44,6 +44,8 @@ enum Action {
     CopyOut,
     /// `SHOW` of a setting the server answers itself.
     Show(&'static str, &'static str),
+    /// Runs this statement instead (see [`super::pg_compat::rewrite`]).
+    Rewrite(Box<Statement>),
 }
 
 /// Settings `SHOW` answers here (datafusion-postgres does not know them): what a read-only
@@ -62,7 +64,7 @@ fn show_value(name: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
-fn action(statement: &Statement, status: TransactionStatus) -> Action {
+fn action(statement: &Statement) -> Action {
     match statement {
         Statement::Savepoint { .. } | Statement::ReleaseSavepoint { .. } => {
             let tag = if matches!(statement, Statement::Savepoint { .. }) {
@@ -77,6 +79,10 @@ fn action(statement: &Statement, status: TransactionStatus) -> Action {
             savepoint: Some(_), ..
         } => Action::Tag("ROLLBACK"),
         Statement::Discard { .. } => Action::Tag("DISCARD ALL"),
+        // psycopg 3 after a rollback; its statements are protocol-level and renamed anyway.
+        Statement::Deallocate { name, .. } if name.value.eq_ignore_ascii_case("all") => {
+            Action::Tag("DEALLOCATE ALL")
+        }
         Statement::ShowVariable { variable } => {
             let name = variable
                 .iter()
@@ -124,10 +130,10 @@ fn action(statement: &Statement, status: TransactionStatus) -> Action {
         | Statement::Close { .. }
         | Statement::Prepare { .. }
         | Statement::Execute { .. }
-        | Statement::Deallocate { .. } => {
-            let _ = status;
-            Action::Pass
-        }
+        | Statement::Deallocate { .. } => match super::pg_compat::rewrite(statement) {
+            Some(rewritten) => Action::Rewrite(Box::new(rewritten)),
+            None => Action::Pass,
+        },
         other => {
             let text = other.to_string();
             let verb: String = text
@@ -160,7 +166,7 @@ impl QueryHook for DiscernHook {
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         let status = client.transaction_status();
-        match action(statement, status) {
+        match action(statement) {
             Action::Pass => None,
             Action::Refuse(message) => Some(Err(error(INSUFFICIENT_PRIVILEGE, message))),
             Action::Tag(tag) if status == TransactionStatus::Error && tag != "ROLLBACK" => {
@@ -175,6 +181,7 @@ impl QueryHook for DiscernHook {
                 Some(Ok(Response::Execution(Tag::new(tag))))
             }
             Action::Show(column, value) => Some(show_response(column, value)),
+            Action::Rewrite(rewritten) => Some(run_rewritten(&rewritten, ctx, client).await),
             Action::CopyOut => {
                 if status == TransactionStatus::Error {
                     return Some(Err(error(
@@ -190,13 +197,19 @@ impl QueryHook for DiscernHook {
     async fn handle_extended_parse_query(
         &self,
         statement: &Statement,
-        _ctx: &SessionContext,
-        client: &(dyn ClientInfo + Send + Sync),
+        ctx: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
-        match action(statement, client.transaction_status()) {
+        match action(statement) {
             Action::Pass => None,
             Action::Refuse(message) => Some(Err(error(INSUFFICIENT_PRIVILEGE, message))),
             Action::Tag(..) | Action::CopyOut => Some(Ok(empty_plan())),
+            Action::Rewrite(rewritten) => Some(
+                ctx.state()
+                    .statement_to_plan(datafusion::sql::parser::Statement::Statement(rewritten))
+                    .await
+                    .map_err(|e| PgWireError::ApiError(Box::new(e))),
+            ),
             Action::Show(column, value) => Some(
                 LogicalPlanBuilder::empty(true)
                     .project(vec![lit(value).alias(column)])
@@ -216,6 +229,27 @@ impl QueryHook for DiscernHook {
     ) -> Option<PgWireResult<Response>> {
         self.handle_simple_query(statement, ctx, client).await
     }
+}
+
+async fn run_rewritten(
+    statement: &Statement,
+    ctx: &SessionContext,
+    client: &mut dyn HookClient,
+) -> PgWireResult<Response> {
+    let df = ctx
+        .sql(&statement.to_string())
+        .await
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let options = Arc::new(pgwire::types::format::FormatOptions::from_client_metadata(
+        client.metadata(),
+    ));
+    let response = datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe(
+        df,
+        &pgwire::api::portal::Format::UnifiedText,
+        Some(options),
+    )
+    .await?;
+    Ok(Response::Query(response))
 }
 
 fn show_response(column: &str, value: &str) -> PgWireResult<Response> {
@@ -267,7 +301,20 @@ async fn copy_out(statement: &Statement, ctx: &SessionContext) -> PgWireResult<R
     }
     for option in legacy_options {
         match option {
-            CopyLegacyOption::Csv(_) => csv = true,
+            CopyLegacyOption::Csv(csv_options) => {
+                csv = true;
+                for o in csv_options {
+                    match o {
+                        CopyLegacyCsvOption::Header => header = true,
+                        other => {
+                            return Err(error(
+                                "0A000",
+                                format!("COPY option {other} is not supported"),
+                            ));
+                        }
+                    }
+                }
+            }
             CopyLegacyOption::Header => header = true,
             CopyLegacyOption::Delimiter(d) => delimiter = Some(*d),
             CopyLegacyOption::Null(n) => null = Some(n.clone()),
@@ -370,7 +417,11 @@ impl CopyWriter {
                     line.push_str(&self.null);
                     continue;
                 }
-                let value = f.value(row).to_string();
+                // PostgreSQL writes booleans as t and f.
+                let value = match column.as_any().downcast_ref::<BooleanArray>() {
+                    Some(b) => if b.value(row) { "t" } else { "f" }.to_string(),
+                    None => f.value(row).to_string(),
+                };
                 if self.csv {
                     line.push_str(&self.csv_quote(&value));
                 } else {

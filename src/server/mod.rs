@@ -11,6 +11,7 @@ pub mod audit;
 pub mod errors;
 pub mod handlers;
 pub mod hooks;
+pub mod pg_compat;
 pub mod scram;
 pub mod tls;
 pub mod users;
@@ -230,6 +231,7 @@ impl Shared {
         .map_err(|e| Error::Query(*e))?;
         // pg_catalog registers its own current_user/session_user ("postgres"): ours win.
         register_session_functions(&ctx, user);
+        pg_compat::install_function_catalog(&ctx).await?;
         let ctx = Arc::new(ctx);
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             Arc::new(hooks::DiscernHook),
@@ -300,6 +302,7 @@ fn register_session_functions(ctx: &SessionContext, user: &str) {
         )
     };
     ctx.register_udf(constant("version", version_string()));
+    pg_compat::register(ctx);
     for name in ["current_user", "session_user", "user"] {
         ctx.register_udf(constant(name, user.to_string()));
     }

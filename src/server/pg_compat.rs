@@ -1,0 +1,609 @@
+//! The PostgreSQL functions and syntax that clients' catalog queries use and that
+//! datafusion-pg-catalog does not provide (SQLAlchemy reflection, psql `\d+`, asyncpg's pool).
+//! Each answers what PostgreSQL answers for a database with no sequences, no collations
+//! beyond the default, no user-defined types and no advisory locks.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, StringBuilder};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::Field;
+use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility, create_udf,
+};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, FunctionArguments, Statement, Value, visit_expressions_mut,
+};
+
+/// Registers the functions on a session.
+pub fn register(ctx: &SessionContext) {
+    let constant = |name: &str, args: Vec<DataType>, value: ScalarValue| {
+        let ty = value.data_type();
+        create_udf(
+            name,
+            args,
+            ty,
+            Volatility::Stable,
+            Arc::new(move |_| Ok(ColumnarValue::Scalar(value.clone()))),
+        )
+    };
+    // No user-defined types or collations: everything is visible.
+    ctx.register_udf(constant(
+        "pg_type_is_visible",
+        vec![DataType::Int64],
+        ScalarValue::Boolean(Some(true)),
+    ));
+    ctx.register_udf(constant(
+        "pg_collation_is_visible",
+        vec![DataType::Int64],
+        ScalarValue::Boolean(Some(true)),
+    ));
+    // No serial columns.
+    ctx.register_udf(constant(
+        "pg_get_serial_sequence",
+        vec![DataType::Utf8, DataType::Utf8],
+        ScalarValue::Utf8(None),
+    ));
+    // No comments on tables or columns (psql's \d+ asks).
+    ctx.register_udf(constant(
+        "col_description",
+        vec![DataType::Int64, DataType::Int64],
+        ScalarValue::Utf8(None),
+    ));
+    ctx.register_udf(constant(
+        "obj_description",
+        vec![DataType::Int64, DataType::Utf8],
+        ScalarValue::Utf8(None),
+    ));
+    // No advisory locks to release (asyncpg's pool sends this when it recycles a connection).
+    ctx.register_udf(constant(
+        "pg_advisory_unlock_all",
+        vec![],
+        ScalarValue::Boolean(Some(true)),
+    ));
+    ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject::new()));
+    ctx.register_udf(create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(to_regtype),
+    ));
+}
+
+/// `to_regtype(name)`: the OID of a built-in type, NULL for anything else (psycopg probes
+/// for `hstore` with it).
+fn to_regtype(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let [name] = args else {
+        return exec_err!("to_regtype takes one argument");
+    };
+    let names = name.to_array(1)?;
+    let names = datafusion::common::cast::as_string_array(&names)?;
+    let oids: datafusion::arrow::array::Int32Array =
+        names.iter().map(|n| n.and_then(builtin_type_oid)).collect();
+    Ok(match name {
+        ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&oids, 0)?),
+        ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(oids)),
+    })
+}
+
+fn builtin_type_oid(name: &str) -> Option<i32> {
+    let name = name
+        .trim()
+        .trim_start_matches("pg_catalog.")
+        .to_ascii_lowercase();
+    Some(match name.as_str() {
+        "bool" | "boolean" => 16,
+        "bytea" => 17,
+        "int8" | "bigint" => 20,
+        "int2" | "smallint" => 21,
+        "int4" | "integer" | "int" => 23,
+        "text" => 25,
+        "oid" => 26,
+        "json" => 114,
+        "float4" | "real" => 700,
+        "float8" | "double precision" => 701,
+        "varchar" | "character varying" => 1043,
+        "date" => 1082,
+        "timestamp" | "timestamp without time zone" => 1114,
+        "timestamptz" | "timestamp with time zone" => 1184,
+        "numeric" | "decimal" => 1700,
+        "uuid" => 2950,
+        "jsonb" => 3802,
+        _ => return None,
+    })
+}
+
+/// `json_build_object(key, value, …)`: a JSON object as text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonBuildObject {
+    signature: Signature,
+}
+
+impl JsonBuildObject {
+    fn new() -> Self {
+        Self {
+            signature: Signature::one_of(
+                vec![TypeSignature::VariadicAny, TypeSignature::Nullary],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+impl ScalarUDFImpl for JsonBuildObject {
+    fn name(&self) -> &str {
+        "json_build_object"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if args.args.len() % 2 != 0 {
+            return exec_err!(
+                "json_build_object: the argument list must alternate keys and values"
+            );
+        }
+        let rows = args.number_rows;
+        let arrays: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<Result<_>>()?;
+        let mut out = StringBuilder::with_capacity(rows, rows * 16);
+        for row in 0..rows {
+            let mut object = serde_json::Map::new();
+            for pair in arrays.chunks(2) {
+                let key = ScalarValue::try_from_array(&pair[0], row)?;
+                if key.is_null() {
+                    return exec_err!("json_build_object: a key is NULL");
+                }
+                let key = match key {
+                    ScalarValue::Utf8(Some(s))
+                    | ScalarValue::LargeUtf8(Some(s))
+                    | ScalarValue::Utf8View(Some(s)) => s,
+                    other => other.to_string(),
+                };
+                let value = json_value(&pair[1], row)?;
+                object.insert(key, value);
+            }
+            out.append_value(serde_json::Value::Object(object).to_string());
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+fn json_value(array: &ArrayRef, row: usize) -> Result<serde_json::Value> {
+    if array.is_null(row) {
+        return Ok(serde_json::Value::Null);
+    }
+    Ok(match ScalarValue::try_from_array(array, row)? {
+        ScalarValue::Boolean(Some(b)) => serde_json::Value::Bool(b),
+        ScalarValue::Int8(Some(v)) => v.into(),
+        ScalarValue::Int16(Some(v)) => v.into(),
+        ScalarValue::Int32(Some(v)) => v.into(),
+        ScalarValue::Int64(Some(v)) => v.into(),
+        ScalarValue::UInt8(Some(v)) => v.into(),
+        ScalarValue::UInt16(Some(v)) => v.into(),
+        ScalarValue::UInt32(Some(v)) => v.into(),
+        ScalarValue::UInt64(Some(v)) => v.into(),
+        ScalarValue::Float32(Some(v)) => serde_json::Number::from_f64(f64::from(v))
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        ScalarValue::Float64(Some(v)) => serde_json::Number::from_f64(v)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => serde_json::Value::String(s),
+        other => serde_json::Value::String(other.to_string()),
+    })
+}
+
+/// One of Discern's functions as `pg_proc` shows it.
+struct ProcRow {
+    name: String,
+    kind: &'static str,
+    arguments: String,
+    result: String,
+}
+
+/// Discern's statistical functions, for `pg_proc`, `\df` and `pg_get_function_*`.
+fn discern_functions() -> Vec<ProcRow> {
+    let candidates: Vec<Vec<DataType>> = vec![
+        vec![DataType::Float64, DataType::Boolean],
+        vec![DataType::Float64],
+        vec![DataType::Float64, DataType::Boolean, DataType::Float64],
+        vec![DataType::Float64, DataType::Boolean, DataType::Utf8],
+        vec![DataType::Float64, DataType::Float64],
+        vec![
+            DataType::Int64,
+            DataType::Int64,
+            DataType::Int64,
+            DataType::Int64,
+        ],
+        vec![DataType::Boolean, DataType::Boolean],
+        vec![DataType::Boolean, DataType::Boolean, DataType::Int64],
+        vec![
+            DataType::Float64,
+            DataType::Boolean,
+            DataType::Float64,
+            DataType::Float64,
+        ],
+        vec![DataType::Boolean, DataType::Float64],
+        vec![DataType::Boolean, DataType::Int64, DataType::Float64],
+    ];
+    let pg_name = |t: &DataType| match t {
+        DataType::Float64 => "double precision".to_string(),
+        DataType::Boolean => "boolean".to_string(),
+        DataType::Int64 => "bigint".to_string(),
+        DataType::Utf8 => "text".to_string(),
+        DataType::Struct(_) => "record".to_string(),
+        DataType::List(_) | DataType::LargeList(_) => "record[]".to_string(),
+        other => other.to_string().to_lowercase(),
+    };
+    let arguments = |doc: Option<&datafusion::logical_expr::Documentation>| {
+        doc.and_then(|d| d.arguments.as_ref())
+            .map(|args| {
+                args.iter()
+                    .map(|(name, _)| name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let mut rows = Vec::new();
+    for f in discern_udfs::all_scalar_functions() {
+        let result = candidates
+            .iter()
+            .find_map(|c| f.return_type(c).ok())
+            .map_or_else(|| "double precision".to_string(), |t| pg_name(&t));
+        rows.push(ProcRow {
+            name: f.name().to_string(),
+            kind: "f",
+            arguments: arguments(f.documentation()),
+            result,
+        });
+    }
+    for f in discern_udfs::all_aggregate_functions() {
+        let result = candidates
+            .iter()
+            .find_map(|c| f.return_type(c).ok())
+            .map_or_else(|| "record".to_string(), |t| pg_name(&t));
+        rows.push(ProcRow {
+            name: f.name().to_string(),
+            kind: "a",
+            arguments: arguments(f.documentation()),
+            result,
+        });
+    }
+    for f in discern_udfs::all_window_functions() {
+        rows.push(ProcRow {
+            name: f.name().to_string(),
+            kind: "w",
+            arguments: arguments(f.documentation()),
+            result: "double precision".to_string(),
+        });
+    }
+    rows
+}
+
+/// Adds Discern's functions to `pg_catalog.pg_proc` (a dump of PostgreSQL's own catalog,
+/// which knows nothing of them) and registers `pg_get_function_result`,
+/// `pg_get_function_arguments` and `pg_function_is_visible`, so that psql's `\df auc*`
+/// and BI tools' function browsers list them.
+pub async fn install_function_catalog(ctx: &SessionContext) -> Result<()> {
+    use datafusion::arrow::array::{
+        BooleanArray, Float32Array, Int16Array, Int32Array, RecordBatch, StringArray,
+        new_null_array,
+    };
+    use datafusion::catalog::MemTable;
+
+    let namespace = ctx
+        .sql("SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'public'")
+        .await?
+        .collect()
+        .await?;
+    let public_oid = namespace
+        .first()
+        .filter(|b| b.num_rows() > 0)
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(2200);
+    let existing = ctx.sql("SELECT * FROM pg_catalog.pg_proc").await?;
+    let schema = Arc::new(existing.schema().as_arrow().clone());
+    let mut batches = existing.collect().await?;
+    let functions = discern_functions();
+    let first_oid = 900_000;
+    let n = functions.len();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let column: ArrayRef = match field.name().as_str() {
+            "oid" => Arc::new(Int32Array::from_iter_values(
+                (0..n).map(|i| first_oid + i as i32),
+            )),
+            "proname" => Arc::new(StringArray::from_iter_values(
+                functions.iter().map(|f| f.name.as_str()),
+            )),
+            "pronamespace" => Arc::new(Int32Array::from(vec![public_oid; n])),
+            "proowner" => Arc::new(Int32Array::from(vec![10; n])),
+            "prolang" => Arc::new(Int32Array::from(vec![12; n])),
+            "procost" => Arc::new(Float32Array::from(vec![1.0; n])),
+            "prorows" => Arc::new(Float32Array::from(vec![0.0; n])),
+            "provariadic" | "prorettype" => Arc::new(Int32Array::from(vec![0; n])),
+            "prokind" => Arc::new(StringArray::from_iter_values(
+                functions.iter().map(|f| f.kind),
+            )),
+            "prosecdef" | "proleakproof" | "proretset" => {
+                Arc::new(BooleanArray::from(vec![false; n]))
+            }
+            "proisstrict" => Arc::new(BooleanArray::from(vec![false; n])),
+            "provolatile" => Arc::new(StringArray::from(vec!["i"; n])),
+            "proparallel" => Arc::new(StringArray::from(vec!["s"; n])),
+            "pronargs" | "pronargdefaults" => Arc::new(Int16Array::from(vec![0; n])),
+            "prosrc" => Arc::new(StringArray::from_iter_values(
+                functions.iter().map(|f| f.name.as_str()),
+            )),
+            "prosupport" => Arc::new(StringArray::from(vec!["-"; n])),
+            _ if field.is_nullable() => new_null_array(field.data_type(), n),
+            _ => match field.data_type() {
+                DataType::Utf8 => Arc::new(StringArray::from(vec![""; n])),
+                DataType::Int32 => Arc::new(Int32Array::from(vec![0; n])),
+                DataType::Int16 => Arc::new(Int16Array::from(vec![0; n])),
+                DataType::Float32 => Arc::new(Float32Array::from(vec![0.0; n])),
+                DataType::Boolean => Arc::new(BooleanArray::from(vec![false; n])),
+                _ => return Ok(()),
+            },
+        };
+        if column.data_type() != field.data_type() {
+            // The dump's types changed under us: leave pg_proc as it is rather than fail.
+            return Ok(());
+        }
+        columns.push(column);
+    }
+    batches.push(RecordBatch::try_new(schema.clone(), columns)?);
+    let table = MemTable::try_new(schema, vec![batches])?;
+    let pg_catalog = ctx
+        .catalog("datafusion")
+        .and_then(|c| c.schema("pg_catalog"))
+        .ok_or_else(|| datafusion::error::DataFusionError::Plan("pg_catalog is missing".into()))?;
+    let wrapped = Arc::new(WithProc {
+        inner: pg_catalog,
+        pg_proc: Arc::new(table),
+    });
+    ctx.catalog("datafusion")
+        .ok_or_else(|| datafusion::error::DataFusionError::Plan("no datafusion catalog".into()))?
+        .register_schema("pg_catalog", wrapped)?;
+
+    let by_oid: std::collections::HashMap<i32, (String, String)> = functions
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            (
+                first_oid + i as i32,
+                (f.result.clone(), f.arguments.clone()),
+            )
+        })
+        .collect();
+    let by_oid = Arc::new(by_oid);
+    for (name, pick) in [
+        ("pg_get_function_result", 0usize),
+        ("pg_get_function_arguments", 1),
+    ] {
+        let map = by_oid.clone();
+        ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Int32],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(move |args: &[ColumnarValue]| {
+                let [oid] = args else {
+                    return exec_err!("takes one argument");
+                };
+                let oids = oid.to_array(1)?;
+                let oids = datafusion::common::cast::as_int32_array(&oids)?;
+                let out: StringArray = oids
+                    .iter()
+                    .map(|o| {
+                        o.and_then(|o| map.get(&o))
+                            .map(|(r, a)| if pick == 0 { r.clone() } else { a.clone() })
+                    })
+                    .collect();
+                Ok(match oid {
+                    ColumnarValue::Scalar(_) => {
+                        ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+                    }
+                    ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
+                })
+            }),
+        ));
+    }
+    let constant_true = create_udf(
+        "pg_function_is_visible",
+        vec![DataType::Int32],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
+    );
+    ctx.register_udf(constant_true);
+    Ok(())
+}
+
+/// pg_catalog with Discern's functions in `pg_proc`.
+#[derive(Debug)]
+struct WithProc {
+    inner: Arc<dyn datafusion::catalog::SchemaProvider>,
+    pg_proc: Arc<dyn datafusion::catalog::TableProvider>,
+}
+
+#[async_trait::async_trait]
+impl datafusion::catalog::SchemaProvider for WithProc {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
+        if name == "pg_proc" {
+            return Ok(Some(self.pg_proc.clone()));
+        }
+        self.inner.table(name).await
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+/// datafusion-pg-catalog replaces correlated subqueries in a SELECT list with NULL, and any
+/// `$n` inside them vanishes from the plan, while the client still binds every parameter
+/// (SQLAlchemy's `get_columns` with the psycopg dialect does this). Parameters are bound by
+/// position, so each vanished one is put back, typed as text, in a filter that is always
+/// true; the result is unchanged and the parameter list lines up again.
+pub fn keep_placeholders(sql: &str, plan: LogicalPlan) -> LogicalPlan {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+        return plan;
+    };
+    let in_sql: std::collections::BTreeSet<usize> = tokens
+        .iter()
+        .filter_map(|t| match t {
+            Token::Placeholder(p) => p.strip_prefix('$')?.parse().ok(),
+            _ => None,
+        })
+        .collect();
+    let Ok(in_plan) = plan.get_parameter_types() else {
+        return plan;
+    };
+    let missing: Vec<usize> = in_sql
+        .into_iter()
+        .filter(|n| !in_plan.contains_key(&format!("${n}")))
+        .collect();
+    if missing.is_empty()
+        || !matches!(
+            plan,
+            LogicalPlan::Projection(_)
+                | LogicalPlan::Sort(_)
+                | LogicalPlan::Filter(_)
+                | LogicalPlan::Limit(_)
+                | LogicalPlan::Aggregate(_)
+                | LogicalPlan::Distinct(_)
+                | LogicalPlan::Union(_)
+                | LogicalPlan::SubqueryAlias(_)
+        )
+    {
+        return plan;
+    }
+    let mut predicate = lit(true);
+    for n in missing {
+        let field = Arc::new(Field::new("", DataType::Utf8, true));
+        let p = Expr::Placeholder(Placeholder::new_with_field(format!("${n}"), Some(field)));
+        predicate = predicate.or(p.is_null());
+    }
+    let fallback = plan.clone();
+    LogicalPlanBuilder::from(plan)
+        .filter(predicate)
+        .and_then(|b| b.build())
+        .unwrap_or(fallback)
+}
+
+/// Rewrites what DataFusion cannot plan into what it can, with the same result on our
+/// catalog: `ARRAY(subquery)` (psql's `\d+` collects toast options and policy roles with it,
+/// both always empty here) and `reloptions` (storage options, which pg_class does not carry
+/// and no table here has) become NULL. Returns None when nothing changed.
+pub fn rewrite(statement: &Statement) -> Option<Statement> {
+    let mut changed = false;
+    let mut rewritten = statement.clone();
+    let _ = visit_expressions_mut(&mut rewritten, |expr| {
+        if let SqlExpr::Function(f) = expr
+            && f.name.to_string().eq_ignore_ascii_case("array")
+            && matches!(f.args, FunctionArguments::Subquery(_))
+        {
+            *expr = null_text_array();
+            changed = true;
+        }
+        let is_reloptions = match expr {
+            SqlExpr::Identifier(i) => i.value.eq_ignore_ascii_case("reloptions"),
+            SqlExpr::CompoundIdentifier(parts) => parts
+                .last()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("reloptions")),
+            _ => false,
+        };
+        if is_reloptions {
+            *expr = null_text_array();
+            changed = true;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed.then_some(rewritten)
+}
+
+/// `CAST(NULL AS TEXT[])`: a NULL that `||` and `array_to_string` accept.
+fn null_text_array() -> SqlExpr {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql("CAST(NULL AS TEXT[])")
+        .and_then(|mut p| p.parse_expr())
+        .unwrap_or_else(|_| SqlExpr::Value(Value::Null.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    #[test]
+    fn array_subqueries_become_null() {
+        let sql = "SELECT array_to_string(c.reloptions || array(select 'toast.' || x from unnest(tc.reloptions) x), ', ') FROM t";
+        let statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        let rewritten = rewrite(&statement).unwrap().to_string();
+        assert!(
+            rewritten.contains("CAST(NULL AS TEXT[]) || CAST(NULL AS TEXT[])"),
+            "{rewritten}"
+        );
+        let plain = Parser::parse_sql(&PostgreSqlDialect {}, "SELECT ARRAY[1, 2]")
+            .unwrap()
+            .remove(0);
+        assert!(rewrite(&plain).is_none());
+    }
+
+    #[tokio::test]
+    async fn json_build_object_builds_json() {
+        let ctx = SessionContext::new();
+        register(&ctx);
+        let batches = ctx
+            .sql("SELECT json_build_object('a', 1, 'b', 'x', 'c', NULL, 'd', true) AS j")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let j = batches[0].column(0);
+        let j = j
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .unwrap();
+        assert_eq!(j.value(0), r#"{"a":1,"b":"x","c":null,"d":true}"#);
+    }
+}
