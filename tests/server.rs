@@ -14,9 +14,10 @@ use common::{discern, run};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A query that runs for minutes on the demo data (a triple cross join), to be cancelled.
-const LONG_QUERY: &str = "SELECT count(*) FROM measurements a CROSS JOIN measurements b \
-                          CROSS JOIN samples c WHERE a.value + b.value > c.age";
+/// A query that runs for minutes, to be cancelled. (A scan-driven query: DataFusion's
+/// operators yield between batches, so a cancelled one stops at once. A cross join can keep
+/// computing its current batch for a while after the cancel; see the README.)
+const LONG_QUERY: &str = "SELECT sum(v % 7) FROM generate_series(1, 20000000000) AS t(v)";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_and_scram_are_required_and_work() {
@@ -442,7 +443,7 @@ async fn queries_are_cancelled_by_request_timeout_and_hang_up() {
         if server
             .audit()
             .lines()
-            .any(|l| l.contains("CROSS JOIN") && l.contains("57014") && !l.contains("\"pid\":null"))
+            .any(|l| l.contains("generate_series") && l.contains("57014"))
             && server.audit().matches("57014").count() >= 4
         {
             found = true;
@@ -456,6 +457,69 @@ async fn queries_are_cancelled_by_request_timeout_and_hang_up() {
         server.audit()
     );
     // And the server still answers.
+    server
+        .connect()
+        .await
+        .simple_query("SELECT 1")
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_separate_and_limited() {
+    let server = Server::start(&["--idle-timeout", "1500ms", "--memory-limit", "8MiB"]);
+    // Views and settings belong to the connection that made them.
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute(
+        "CREATE VIEW mine AS SELECT * FROM samples WHERE is_case; \
+         SET datafusion.execution.batch_size = 7",
+    )
+    .await
+    .unwrap();
+    a.simple_query("SELECT count(*) FROM mine").await.unwrap();
+    let e = b
+        .simple_query("SELECT count(*) FROM mine")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(code(&e), "42P01");
+    let show = |rows: Vec<tokio_postgres::SimpleQueryMessage>| {
+        rows.into_iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let batch = "SELECT name, value FROM information_schema.df_settings \
+                 WHERE name = 'datafusion.execution.batch_size'";
+    assert_eq!(show(a.simple_query(batch).await.unwrap()), "7");
+    assert_ne!(show(b.simple_query(batch).await.unwrap()), "7");
+
+    // statement_timeout from the startup options (libpq's PGOPTIONS), enforced.
+    let mut config = server.config(&server.user, &server.password);
+    config
+        .ssl_mode(tokio_postgres::config::SslMode::Require)
+        .options("-c statement_timeout=300");
+    let (c, conn) = config.connect(server.tls()).await.unwrap();
+    tokio::spawn(conn);
+    let e = c.simple_query(LONG_QUERY).await.err().unwrap();
+    assert_eq!(code(&e), "57014");
+
+    // A query that cannot fit in the memory limit fails alone, with 53200.
+    let e = a
+        .simple_query("SELECT biomarker, array_agg(value ORDER BY value) FROM measurements a CROSS JOIN samples GROUP BY biomarker")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(code(&e), "53200", "{e:?}");
+    a.simple_query("SELECT 1").await.unwrap();
+
+    // An idle session is closed after the idle timeout.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(b.simple_query("SELECT 1").await.is_err());
+    assert!(b.is_closed());
     server
         .connect()
         .await

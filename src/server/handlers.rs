@@ -49,6 +49,8 @@ pub struct Conn {
     pub pid: i32,
     secret: i32,
     pub session: Arc<UserSession>,
+    /// This connection's own session.
+    pub service: Arc<DfSessionService>,
     /// The running query, to cancel it.
     current: Mutex<Weak<QueryControl>>,
     /// The socket, to notice a client that hung up while its query runs.
@@ -209,8 +211,15 @@ impl Handlers {
                 format!("cannot build the session of user \"{user}\": {e}"),
             )
         })?;
+        let service = session.connection_service().map_err(|e| {
+            fatal(
+                "XX000",
+                format!("cannot start the session of user \"{user}\": {e}"),
+            )
+        })?;
         let (pid, secret) = self.shared.new_backend_key();
         let conn = Arc::new(Conn {
+            service,
             user: user.to_string(),
             client: client.socket_addr(),
             pid,
@@ -270,6 +279,13 @@ impl StartupHandler for Handlers {
                 }
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
+                // libpq's `options` (PGOPTIONS): `-c name=value` settings. Only settings a
+                // session may change are taken; `user` and the like never come from here.
+                if let Some(options) = startup.parameters.get("options") {
+                    for (name, value) in startup_options(options) {
+                        client.metadata_mut().insert(name, value);
+                    }
+                }
                 let user = client
                     .metadata()
                     .get(METADATA_USER)
@@ -498,6 +514,33 @@ impl<F: std::future::Future> std::future::Future for OnRuntime<F> {
     }
 }
 
+/// The `-c name=value` (or `--name=value`) settings of a startup `options` string that a
+/// session may set.
+fn startup_options(options: &str) -> Vec<(String, String)> {
+    const ALLOWED: [&str; 4] = [
+        "statement_timeout",
+        "application_name",
+        "search_path",
+        "extra_float_digits",
+    ];
+    let mut out = Vec::new();
+    let mut words = options.split_whitespace();
+    while let Some(word) = words.next() {
+        let setting = if word == "-c" {
+            words.next()
+        } else {
+            word.strip_prefix("-c").or_else(|| word.strip_prefix("--"))
+        };
+        if let Some((name, value)) = setting.and_then(|s| s.split_once('=')) {
+            let name = name.to_ascii_lowercase().replace('-', "_");
+            if ALLOWED.contains(&name.as_str()) {
+                out.push((name, value.to_string()));
+            }
+        }
+    }
+    out
+}
+
 /// Postgres accepts `statement_timeout` as milliseconds or with a unit.
 fn parse_pg_ms(value: &str) -> Option<u64> {
     let v = value.trim().trim_matches('\'');
@@ -656,7 +699,7 @@ impl SimpleQueryHandler for Handlers {
     {
         let conn = conn_of(client)?;
         let timeout = self.statement_timeout(client);
-        let service = conn.session.service.clone();
+        let service = conn.service.clone();
         self.controlled(
             &conn,
             timeout,
@@ -703,7 +746,7 @@ impl QueryParser for UserParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let conn = conn_of(client)?;
-        let parser = conn.session.service.query_parser();
+        let parser = conn.service.query_parser();
         let parsed = parser.parse_sql(client, sql, types).await?;
         Ok(parsed.map(|(text, planned)| {
             let planned = planned.map(|(statement, plan)| {
@@ -750,7 +793,7 @@ impl ExtendedQueryHandler for Handlers {
     {
         let conn = conn_of(client)?;
         let timeout = self.statement_timeout(client);
-        let service = conn.session.service.clone();
+        let service = conn.service.clone();
         let text = portal.statement.statement.0.clone();
         self.controlled(
             &conn,
@@ -802,5 +845,12 @@ mod tests {
         assert_eq!(parse_pg_ms("soon"), None);
         assert!(is_rollback_to_savepoint("rollback to savepoint a"));
         assert!(!is_rollback_to_savepoint("ROLLBACK"));
+        assert_eq!(
+            startup_options("-c statement_timeout=5s --application-name=x -c user=admin"),
+            [
+                ("statement_timeout".to_string(), "5s".to_string()),
+                ("application_name".to_string(), "x".to_string())
+            ]
+        );
     }
 }

@@ -12,7 +12,8 @@ use datafusion::common::{DFSchema, ParamValues};
 use datafusion::logical_expr::{EmptyRelation, LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
-    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, ObjectType,
+    Statement,
 };
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
@@ -94,13 +95,6 @@ fn action(statement: &Statement) -> Action {
                 None => Action::Pass,
             }
         }
-        Statement::Set(set) if set.to_string().to_ascii_lowercase().contains("datafusion.") => {
-            Action::Refuse(
-                "SET datafusion.* is not allowed: engine settings are fixed by the server \
-                 configuration"
-                    .into(),
-            )
-        }
         Statement::Reset(_) => Action::Tag("RESET"),
         Statement::UNLISTEN { .. } => Action::Tag("UNLISTEN"),
         Statement::Copy {
@@ -110,6 +104,17 @@ fn action(statement: &Statement) -> Action {
         } => Action::CopyOut,
         Statement::Copy { .. } => Action::Refuse(
             "COPY is allowed only as COPY (query) TO STDOUT: Discern serves read-only data".into(),
+        ),
+        // Views live in the connection's own session (like CREATE TEMP VIEW).
+        Statement::CreateView(_)
+        | Statement::Drop {
+            object_type: ObjectType::View,
+            ..
+        } => Action::Pass,
+        Statement::Set(set) if is_runtime_setting(&set.to_string()) => Action::Refuse(
+            "SET datafusion.runtime.* and datafusion.catalog.* are not allowed: the memory \
+             limit, spill directory and catalog are fixed by the server configuration"
+                .into(),
         ),
         Statement::Query(_)
         | Statement::Explain { .. }
@@ -148,6 +153,11 @@ fn action(statement: &Statement) -> Action {
             ))
         }
     }
+}
+
+fn is_runtime_setting(set: &str) -> bool {
+    let set = set.to_ascii_lowercase();
+    set.contains("datafusion.runtime") || set.contains("datafusion.catalog")
 }
 
 fn empty_plan() -> LogicalPlan {

@@ -116,10 +116,57 @@ pub fn default_data_dir() -> PathBuf {
 
 /// One user's view of the data: a session with only the tables granted to them.
 pub struct UserSession {
-    pub service: Arc<DfSessionService>,
+    /// Functions, configuration and the user's catalog; each connection starts from it.
     pub ctx: Arc<SessionContext>,
+    /// The tables this user may read.
+    tables: Vec<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
     /// Tables that exist but that this user may not read.
     pub hidden: BTreeSet<String>,
+}
+
+impl UserSession {
+    /// A session for one connection: the user's tables and functions, plus whatever the
+    /// connection creates itself (views, `SET datafusion.execution.*`), which no other
+    /// connection sees, like PostgreSQL's temporary views and session settings.
+    pub fn connection_service(&self) -> Result<Arc<DfSessionService>> {
+        use datafusion::catalog::{
+            CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+            MemorySchemaProvider, SchemaProvider,
+        };
+        let public = Arc::new(MemorySchemaProvider::new());
+        for (name, table) in &self.tables {
+            public.register_table(name.clone(), table.clone())?;
+        }
+        let catalog = Arc::new(MemoryCatalogProvider::new());
+        catalog.register_schema("public", public)?;
+        if let Some(pg_catalog) = self
+            .ctx
+            .catalog("datafusion")
+            .and_then(|c| c.schema("pg_catalog"))
+        {
+            catalog.register_schema("pg_catalog", pg_catalog)?;
+        }
+        let list = Arc::new(MemoryCatalogProviderList::new());
+        list.register_catalog("datafusion".into(), catalog);
+        let state = SessionStateBuilder::new_from_existing(self.ctx.state())
+            .with_catalog_list(list)
+            .build();
+        let ctx = Arc::new(SessionContext::new_with_state(state));
+        Ok(Arc::new(DfSessionService::new_with_hooks(
+            ctx,
+            query_hooks(),
+        )))
+    }
+}
+
+/// Our statement handling first, then datafusion-postgres's own.
+fn query_hooks() -> Vec<Arc<dyn QueryHook>> {
+    vec![
+        Arc::new(hooks::DiscernHook),
+        Arc::new(CursorStatementHook),
+        Arc::new(SetShowHook),
+        Arc::new(TransactionStatementHook),
+    ]
 }
 
 /// State shared by every connection.
@@ -218,9 +265,11 @@ impl Shared {
         let ctx = SessionContext::new_with_state(state);
         discern_udfs::register_all(&ctx)?;
         let granted = self.granted(user);
+        let mut tables = Vec::new();
         for table in &granted {
             let provider = self.base.table_provider(table.as_str()).await?;
-            ctx.register_table(table.as_str(), provider)?;
+            ctx.register_table(table.as_str(), provider.clone())?;
+            tables.push((table.clone(), provider));
         }
         register_session_functions(&ctx, user);
         datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
@@ -232,16 +281,9 @@ impl Shared {
         // pg_catalog registers its own current_user/session_user ("postgres"): ours win.
         register_session_functions(&ctx, user);
         pg_compat::install_function_catalog(&ctx).await?;
-        let ctx = Arc::new(ctx);
-        let hooks: Vec<Arc<dyn QueryHook>> = vec![
-            Arc::new(hooks::DiscernHook),
-            Arc::new(CursorStatementHook),
-            Arc::new(SetShowHook),
-            Arc::new(TransactionStatementHook),
-        ];
         Ok(UserSession {
-            service: Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks)),
-            ctx,
+            ctx: Arc::new(ctx),
+            tables,
             hidden: self.all_tables.difference(&granted).cloned().collect(),
         })
     }

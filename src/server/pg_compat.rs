@@ -186,10 +186,12 @@ impl ScalarUDFImpl for JsonBuildObject {
 }
 
 fn json_value(array: &ArrayRef, row: usize) -> Result<serde_json::Value> {
-    if array.is_null(row) {
+    let value = ScalarValue::try_from_array(array, row)?;
+    // (A NULL literal is a NullArray, whose is_null() is false: ask the scalar.)
+    if value.is_null() {
         return Ok(serde_json::Value::Null);
     }
-    Ok(match ScalarValue::try_from_array(array, row)? {
+    Ok(match value {
         ScalarValue::Boolean(Some(b)) => serde_json::Value::Bool(b),
         ScalarValue::Int8(Some(v)) => v.into(),
         ScalarValue::Int16(Some(v)) => v.into(),

@@ -1,6 +1,6 @@
 //! Runs every `sql/*.slt` file (sqllogictest) in-process, against a DataFusion session with
-//! Discern's functions registered. The same files are meant to run over the Postgres wire
-//! once the server exists.
+//! Discern's functions registered. The same files also run over the Postgres wire, against
+//! `discern serve` (tests/slt_wire.rs); records marked `skipif wire` run here only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
