@@ -410,6 +410,11 @@ mod tests {
         assert_eq!(c.memory_limit, Some(ByteSize(2 << 30)));
         assert_eq!(c.tables.len(), 2);
         assert!(c.tables["samples"].location.starts_with("s3://"));
+        assert_eq!(c.server.idle_timeout, Some(Millis(30 * 60_000)));
+        assert_eq!(c.server.statement_timeout.and_then(Millis::non_zero), None);
+        assert_eq!(c.grants["alice"], ["measurements", "samples"]);
+        assert!("15 minutes".parse::<Millis>().is_err());
+        assert_eq!("250ms".parse(), Ok(Millis(250)));
     }
 
     #[test]
