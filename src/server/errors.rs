@@ -116,7 +116,9 @@ pub fn classify(error: &DataFusionError, hidden: &BTreeSet<String>) -> (&'static
         }
         DataFusionError::Plan(m) => plan_code(m, hidden),
         DataFusionError::Execution(m) => {
-            if m.contains("must be") || m.contains("out of range") {
+            if m.contains("unrecognized configuration parameter") {
+                "42704"
+            } else if m.contains("must be") || m.contains("out of range") {
                 "22023"
             } else if m.to_ascii_lowercase().contains("cancel") {
                 QUERY_CANCELED

@@ -51,6 +51,8 @@ pub struct Conn {
     pub session: Arc<UserSession>,
     /// This connection's own session.
     pub service: Arc<DfSessionService>,
+    /// Its DataFusion context.
+    pub ctx: Arc<datafusion::prelude::SessionContext>,
     /// The running query, to cancel it.
     current: Mutex<Weak<QueryControl>>,
     /// The socket, to notice a client that hung up while its query runs.
@@ -211,7 +213,7 @@ impl Handlers {
                 format!("cannot build the session of user \"{user}\": {e}"),
             )
         })?;
-        let service = session.connection_service().map_err(|e| {
+        let (service, ctx) = session.connection_service().map_err(|e| {
             fatal(
                 "XX000",
                 format!("cannot start the session of user \"{user}\": {e}"),
@@ -220,6 +222,7 @@ impl Handlers {
         let (pid, secret) = self.shared.new_backend_key();
         let conn = Arc::new(Conn {
             service,
+            ctx,
             user: user.to_string(),
             client: client.socket_addr(),
             pid,
@@ -758,6 +761,9 @@ impl QueryParser for UserParser {
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        if is_type_introspection(&stmt.0) {
+            return Ok(vec![Type::OID_ARRAY]);
+        }
         self.fallback.get_parameter_types(stmt)
     }
 
@@ -766,7 +772,27 @@ impl QueryParser for UserParser {
         stmt: &Self::Statement,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        self.fallback.get_result_schema(stmt, column_format)
+        let fields = self.fallback.get_result_schema(stmt, column_format)?;
+        if !is_type_introspection(&stmt.0) {
+            return Ok(fields);
+        }
+        // Announce oid[] (a type asyncpg decodes without asking) where the catalog has int4[].
+        Ok(fields
+            .into_iter()
+            .map(|f| {
+                if *f.datatype() == Type::INT4_ARRAY {
+                    FieldInfo::new(
+                        f.name().to_string(),
+                        f.table_id(),
+                        f.column_id(),
+                        Type::OID_ARRAY,
+                        f.format(),
+                    )
+                } else {
+                    f
+                }
+            })
+            .collect())
     }
 }
 
@@ -795,6 +821,20 @@ impl ExtendedQueryHandler for Handlers {
         let timeout = self.statement_timeout(client);
         let service = conn.service.clone();
         let text = portal.statement.statement.0.clone();
+        if is_type_introspection(&text) {
+            let format = Arc::new(pgwire::types::format::FormatOptions::from_client_metadata(
+                client.metadata(),
+            ));
+            return self
+                .controlled(
+                    &conn,
+                    timeout,
+                    &text,
+                    type_introspection(&conn, portal, format),
+                    wrap_response,
+                )
+                .await;
+        }
         self.controlled(
             &conn,
             timeout,
@@ -809,6 +849,87 @@ impl ExtendedQueryHandler for Handlers {
         )
         .await
     }
+}
+
+/// asyncpg's type introspection query (`typeinfo_tree`), which it sends for any result
+/// type it has no built-in codec for (arrays of bigint, say).
+fn is_type_introspection(sql: &str) -> bool {
+    sql.contains("typeinfo_tree") && sql.contains("pg_type")
+}
+
+/// An `oid` parameter value, binary or text.
+#[derive(Debug)]
+struct Oid(u32);
+
+impl<'a> postgres_types::FromSql<'a> for Oid {
+    fn from_sql(
+        _ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let bytes: [u8; 4] = raw.try_into().map_err(|_| "an oid is 4 bytes")?;
+        Ok(Oid(u32::from_be_bytes(bytes)))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::OID
+    }
+}
+
+impl<'a> pgwire::types::FromSqlText<'a> for Oid {
+    fn from_sql_text(
+        _ty: &Type,
+        input: &'a [u8],
+        _format: &pgwire::types::format::FormatOptions,
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Oid(std::str::from_utf8(input)?.trim().parse()?))
+    }
+}
+
+/// Answers asyncpg's introspection query. DataFusion cannot run the query itself (a
+/// recursive CTE over correlated subqueries), and datafusion-postgres cannot decode its
+/// `$1::oid[]` parameter; the answer is simple here because the catalog has no domains,
+/// ranges or user-defined composite types: each requested type, and the element type of
+/// each array, with the columns in the order and types the statement's description gave.
+async fn type_introspection(
+    conn: &Conn,
+    portal: &Portal<DfStatement>,
+    format: Arc<pgwire::types::format::FormatOptions>,
+) -> PgWireResult<Response> {
+    let api = |e: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
+    let oids: Option<Vec<Option<Oid>>> = portal.parameter(0, &Type::OID_ARRAY)?;
+    let mut list: Vec<String> = oids
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .map(|o| o.0.to_string())
+        .collect();
+    if list.is_empty() {
+        list.push("-1".into());
+    }
+    let list = list.join(", ");
+    let sql = format!(
+        "SELECT t.oid, n.nspname AS ns, t.typname AS name, t.typtype AS kind, \
+                CAST(NULL AS INT) AS basetype, t.typelem AS elemtype, t.typdelim AS elemdelim, \
+                CAST(NULL AS INT) AS range_subtype, CAST(NULL AS INT[]) AS attrtypoids, \
+                CAST(NULL AS TEXT[]) AS attrnames, CAST(d.level AS BIGINT) AS depth, \
+                CAST(NULL AS TEXT) AS basetype_name, CAST(NULL AS TEXT) AS elemtype_name, \
+                CAST(NULL AS TEXT) AS range_subtype_name \
+         FROM pg_catalog.pg_type t \
+         JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+         JOIN (SELECT oid AS id, 0 AS level FROM pg_catalog.pg_type WHERE oid IN ({list}) \
+               UNION \
+               SELECT typelem AS id, 1 AS level FROM pg_catalog.pg_type \
+               WHERE oid IN ({list}) AND typelem <> 0) d ON t.oid = d.id \
+         ORDER BY d.level DESC"
+    );
+    let df = conn.ctx.sql(&sql).await.map_err(api)?;
+    let response = datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe(
+        df,
+        &portal.result_column_format,
+        Some(format),
+    )
+    .await?;
+    Ok(Response::Query(response))
 }
 
 #[async_trait]

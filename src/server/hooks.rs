@@ -188,6 +188,10 @@ impl QueryHook for DiscernHook {
             Action::Tag(tag) => {
                 // Savepoints are accepted outside a transaction block too: within one
                 // simple query ("BEGIN; SAVEPOINT a") the status is only known afterwards.
+                if matches!(tag, "RESET" | "DISCARD ALL") {
+                    // Back to the server's defaults (what pools send between borrowers).
+                    client.metadata_mut().remove("statement_timeout_ms");
+                }
                 Some(Ok(Response::Execution(Tag::new(tag))))
             }
             Action::Show(column, value) => Some(show_response(column, value)),

@@ -128,7 +128,7 @@ impl UserSession {
     /// A session for one connection: the user's tables and functions, plus whatever the
     /// connection creates itself (views, `SET datafusion.execution.*`), which no other
     /// connection sees, like PostgreSQL's temporary views and session settings.
-    pub fn connection_service(&self) -> Result<Arc<DfSessionService>> {
+    pub fn connection_service(&self) -> Result<(Arc<DfSessionService>, Arc<SessionContext>)> {
         use datafusion::catalog::{
             CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
             MemorySchemaProvider, SchemaProvider,
@@ -152,10 +152,10 @@ impl UserSession {
             .with_catalog_list(list)
             .build();
         let ctx = Arc::new(SessionContext::new_with_state(state));
-        Ok(Arc::new(DfSessionService::new_with_hooks(
+        Ok((
+            Arc::new(DfSessionService::new_with_hooks(ctx.clone(), query_hooks())),
             ctx,
-            query_hooks(),
-        )))
+        ))
     }
 }
 

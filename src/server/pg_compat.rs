@@ -69,12 +69,76 @@ pub fn register(ctx: &SessionContext) {
     ));
     ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject::new()));
     ctx.register_udf(create_udf(
+        "current_setting",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(current_setting),
+    ));
+    // set_config(name, value, is_local) answers the value and changes nothing: the settings
+    // clients set this way (asyncpg's `jit`) mean nothing here.
+    ctx.register_udf(create_udf(
+        "set_config",
+        vec![DataType::Utf8, DataType::Utf8, DataType::Boolean],
+        DataType::Utf8,
+        Volatility::Volatile,
+        Arc::new(|args: &[ColumnarValue]| match args {
+            [_, value, _] => Ok(value.clone()),
+            _ => exec_err!("set_config takes three arguments"),
+        }),
+    ));
+    ctx.register_udf(create_udf(
         "to_regtype",
         vec![DataType::Utf8],
         DataType::Int32,
         Volatility::Stable,
         Arc::new(to_regtype),
     ));
+}
+
+/// `current_setting(name)` for the settings clients read (asyncpg, Grafana, JDBC).
+fn current_setting(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let [name] = args else {
+        return exec_err!("current_setting takes one argument");
+    };
+    let names = name.to_array(1)?;
+    let names = datafusion::common::cast::as_string_array(&names)?;
+    let mut out = StringBuilder::new();
+    for n in names.iter() {
+        match n {
+            None => out.append_null(),
+            Some(n) => match setting_value(n) {
+                Some(v) => out.append_value(v),
+                None => {
+                    return exec_err!("unrecognized configuration parameter \"{n}\"");
+                }
+            },
+        }
+    }
+    let out = out.finish();
+    Ok(match name {
+        ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
+        ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
+    })
+}
+
+fn setting_value(name: &str) -> Option<&'static str> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "jit" => "off",
+        "server_version" => super::SERVER_VERSION,
+        "server_version_num" => super::SERVER_VERSION_NUM,
+        "search_path" => "\"$user\", public",
+        "server_encoding" | "client_encoding" => "UTF8",
+        "standard_conforming_strings" | "integer_datetimes" => "on",
+        "is_superuser" => "off",
+        "default_transaction_read_only" | "transaction_read_only" => "on",
+        "max_index_keys" => "32",
+        "max_identifier_length" => "63",
+        "datestyle" => "ISO, MDY",
+        "timezone" => "Etc/UTC",
+        "lc_collate" | "lc_ctype" => "C",
+        _ => return None,
+    })
 }
 
 /// `to_regtype(name)`: the OID of a built-in type, NULL for anything else (psycopg probes

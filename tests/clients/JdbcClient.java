@@ -64,6 +64,28 @@ public class JdbcClient {
             } catch (SQLException e) {
                 check("jdbc SQLSTATE 42P01", "42P01".equals(e.getSQLState()), e.getSQLState());
             }
+            try (PreparedStatement ps = conn.prepareStatement(
+                    "SELECT CAST(1 AS BIGINT) AS i8, CAST(2 AS INT) AS i4, CAST(0.5 AS DOUBLE) AS f8, 'x' AS t, "
+                    + "true AS b, CAST('2024-01-02 03:04:05' AS TIMESTAMP) AS ts, "
+                    + "CAST(1.25 AS DECIMAL(10, 2)) AS n, [1, 2, 3] AS arr");
+                 ResultSet rs = ps.executeQuery()) {
+                rs.next();
+                Object[] arr = (Object[]) rs.getArray("arr").getArray();
+                check("jdbc types", rs.getLong("i8") == 1 && rs.getInt("i4") == 2
+                        && rs.getDouble("f8") == 0.5 && "x".equals(rs.getString("t"))
+                        && rs.getBoolean("b")
+                        && rs.getTimestamp("ts").toString().startsWith("2024-01-02 03:04:05")
+                        && rs.getBigDecimal("n").compareTo(new java.math.BigDecimal("1.25")) == 0
+                        && arr.length == 3 && ((Number) arr[2]).longValue() == 3, arr.length);
+            }
+            try (PreparedStatement ps = conn.prepareStatement(
+                    "SELECT mann_whitney(m.value, s.is_case) AS mw FROM measurements m "
+                    + "JOIN samples s USING (sample_id) WHERE biomarker = 'iron'");
+                 ResultSet rs = ps.executeQuery()) {
+                rs.next();
+                String mw = rs.getString("mw");
+                check("jdbc STRUCT as a record", mw.startsWith("(") && mw.split(",").length == 3, mw);
+            }
             try (PreparedStatement ps = conn.prepareStatement("SELECT 1")) {
                 ResultSet rs = ps.executeQuery();
                 rs.next();

@@ -47,6 +47,15 @@ async function main() {
   }
   const after = await client.query('SELECT auc(m.value, s.is_case) AS auc FROM measurements m JOIN samples s USING (sample_id) WHERE biomarker = $1', ['iron']);
   check('node-pg usable after an error', after.rows[0].auc >= 0 && after.rows[0].auc <= 1, after.rows);
+  const types = await client.query(
+    "SELECT CAST(1 AS BIGINT) AS i8, CAST(2 AS INT) AS i4, CAST(0.5 AS DOUBLE) AS f8, 'x' AS t, " +
+    "true AS b, CAST('2024-01-02 03:04:05' AS TIMESTAMP) AS ts, CAST(1.25 AS DECIMAL(10, 2)) AS n, " +
+    '[1, 2, 3] AS arr');
+  const r = types.rows[0];
+  check('node-pg types', r.i8 === '1' && r.i4 === 2 && r.f8 === 0.5 && r.t === 'x' && r.b === true &&
+    r.ts instanceof Date && r.n === '1.25' && JSON.stringify(r.arr.map(Number)) === '[1,2,3]', r);
+  const mw = await client.query("SELECT mann_whitney(m.value, s.is_case) AS mw FROM measurements m JOIN samples s USING (sample_id) WHERE biomarker = 'iron'");
+  check('node-pg STRUCT as a record', /^\(.*,.*,.*\)$/.test(mw.rows[0].mw), mw.rows);
   await client.end();
 }
 

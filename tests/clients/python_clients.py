@@ -67,23 +67,33 @@ def psycopg2_checks():
     # A STRUCT is a PostgreSQL record: (u,z,p) as text.
     fields = [float(x) for x in mw.strip("()").split(",")]
     check("psycopg2 STRUCT arrives as a record", len(fields) == 3 and 0 <= fields[2] <= 1, mw)
-    cur.execute(
-        "SELECT CAST(1 AS BIGINT), CAST(2 AS INT), CAST(0.5 AS DOUBLE), 'x', true, "
-        "CAST('2024-01-02 03:04:05' AS TIMESTAMP), CAST(1.25 AS DECIMAL(10, 2)), [1, 2, 3]"
-    )
+    cur.execute(TYPES_SQL)
     row = cur.fetchone()
+    check("psycopg2 types", expected_types(row), row)
+    conn.commit()
+    conn.close()
+
+
+TYPES_SQL = (
+    "SELECT CAST(1 AS BIGINT) AS i8, CAST(2 AS INT) AS i4, CAST(0.5 AS DOUBLE) AS f8, 'x' AS t, "
+    "true AS b, CAST('2024-01-02 03:04:05' AS TIMESTAMP) AS ts, CAST(1.25 AS DECIMAL(10, 2)) AS n, "
+    "[1, 2, 3] AS arr"
+)
+STRUCT_SQL = (
+    "SELECT mann_whitney(m.value, s.is_case) AS mw FROM measurements m "
+    "JOIN samples s USING (sample_id) WHERE biomarker = 'iron'"
+)
+
+
+def expected_types(row):
     import datetime
     import decimal
 
-    check(
-        "psycopg2 types",
+    return (
         row[0] == 1 and row[1] == 2 and row[2] == 0.5 and row[3] == "x" and row[4] is True
         and row[5] == datetime.datetime(2024, 1, 2, 3, 4, 5)
-        and row[6] == decimal.Decimal("1.25") and row[7] == [1, 2, 3],
-        row,
+        and row[6] == decimal.Decimal("1.25") and list(row[7]) == [1, 2, 3]
     )
-    conn.commit()
-    conn.close()
 
 
 def psycopg3_checks():
@@ -105,6 +115,22 @@ def psycopg3_checks():
             c1 = conn.execute("SELECT 1")
             c2 = conn.execute("SELECT 2")
         check("psycopg3 pipeline", c1.fetchone()[0] == 1 and c2.fetchone()[0] == 2)
+        # An error inside a pipeline: the server skips to Sync, the connection recovers.
+        try:
+            with conn.pipeline():
+                conn.execute("SELECT 1")
+                conn.execute("SELECT * FROM no_such_table")
+                conn.execute("SELECT 3")
+            raise AssertionError("no error")
+        except psycopg.errors.UndefinedTable:
+            conn.rollback()
+        check("psycopg3 pipeline error and recovery", conn.execute("SELECT 4").fetchone()[0] == 4)
+        for binary in (False, True):
+            with conn.cursor(binary=binary) as cur:
+                row = cur.execute(TYPES_SQL).fetchone()
+                check(f"psycopg3 types (binary={binary})", expected_types(row), row)
+        row = conn.execute(STRUCT_SQL).fetchone()
+        check("psycopg3 STRUCT as a record", isinstance(row[0], (str, tuple)), row)
         try:
             conn.execute("SELECT * FROM no_such_table")
             raise AssertionError("no error")
@@ -174,6 +200,11 @@ async def asyncpg_checks():
         "JOIN samples s USING (sample_id) GROUP BY biomarker ORDER BY biomarker"
     )
     check("asyncpg binary results", all(0 <= r["auc"] <= 1 for r in rows), rows[:2])
+    # An array result makes asyncpg introspect its type (the typeinfo_tree query).
+    row = await conn.fetchrow(TYPES_SQL)
+    check("asyncpg types, array included", expected_types(tuple(row)), row)
+    row = await conn.fetchrow(STRUCT_SQL)
+    check("asyncpg STRUCT as a record", len(row["mw"]) == 3 and 0 <= row["mw"][2] <= 1, row)
     await conn.close()
     pool = await asyncpg.create_pool(
         host=HOST, port=PORT, user=USER, password=PASSWORD, database="discern", ssl=context,
