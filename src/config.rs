@@ -26,6 +26,8 @@
 //! idle_timeout = "30min"            # close sessions idle this long ("0" = never)
 //! statement_timeout = "0"           # default per-statement limit ("0" = none)
 //! audit_log = "/var/log/discern/audit.log"   # or "stdout" (default) or "off"
+//! query_memory = "256MiB"          # admission: memory_limit / query_memory queries at once
+//! queue_timeout = "10min"           # how long a query may wait for its turn
 //!
 //! [grants]                          # who may read which tables (default: everyone, all)
 //! alice = ["measurements", "samples"]
@@ -99,6 +101,11 @@ pub struct ServerConfig {
     pub statement_timeout: Option<Millis>,
     /// Where the audit log goes: "stdout", "off" or a file path. Default: stdout.
     pub audit_log: Option<String>,
+    /// Memory each running query can count on (admission control): at most
+    /// `memory_limit / query_memory` queries run at once, the others wait. Default: 256MiB.
+    pub query_memory: Option<ByteSize>,
+    /// How long a query may wait for its turn. Default: 10min; "0" = forever.
+    pub queue_timeout: Option<Millis>,
 }
 
 /// A duration in milliseconds, written `250ms`, `30s`, `15min`, `2h` or `0`.

@@ -74,6 +74,13 @@ struct ServeArgs {
     /// Audit log: stdout, off, or a file to append to [default: stdout].
     #[arg(long, value_name = "TARGET")]
     audit_log: Option<String>,
+    /// Memory each running query can count on: at most memory-limit / query-memory queries
+    /// run at once, the others wait in a queue [default: 256MiB].
+    #[arg(long, value_name = "SIZE")]
+    query_memory: Option<ByteSize>,
+    /// How long a query may wait in the queue (0 = forever) [default: 10min].
+    #[arg(long, value_name = "DURATION")]
+    queue_timeout: Option<discern::config::Millis>,
     /// Accept logins without TLS. Passwords and medical data would cross the network in
     /// clear text: for a loopback-only sidecar at most.
     #[arg(long)]
@@ -388,6 +395,12 @@ async fn run_serve(args: ServeArgs) -> Result<()> {
     }
     if args.audit_log.is_some() {
         s.audit_log.clone_from(&args.audit_log);
+    }
+    if args.query_memory.is_some() {
+        s.query_memory = args.query_memory;
+    }
+    if args.queue_timeout.is_some() {
+        s.queue_timeout = args.queue_timeout;
     }
     if args.insecure_allow_plaintext {
         s.insecure_allow_plaintext = true;

@@ -292,6 +292,22 @@ async fn statistical_results_and_types_come_through() {
     let p: f64 = row.get(0);
     assert!((0.0..=1.0).contains(&p));
 
+    // EXPLAIN ANALYZE: the plan's metrics (spills included) and the memory each operator held.
+    let rows = texts(
+        client
+            .simple_query(
+                "EXPLAIN ANALYZE SELECT m.biomarker, auc(m.value, s.is_case) FROM measurements m \
+                 JOIN samples s USING (sample_id) GROUP BY 1 ORDER BY 2",
+            )
+            .await
+            .unwrap(),
+    );
+    let plan = rows.iter().find(|r| r[0] == "Plan with Metrics").unwrap();
+    assert!(plan[1].contains("spilled_bytes"), "{}", plan[1]);
+    let memory = rows.iter().find(|r| r[0] == "Memory").unwrap();
+    assert!(memory[1].starts_with("peak "), "{}", memory[1]);
+    assert!(memory[1].contains("HashAggregateStream"), "{}", memory[1]);
+
     // COPY (query) TO STDOUT, as psql's \copy and psycopg's copy() use it.
     use futures::StreamExt;
     let stream = client
@@ -526,6 +542,107 @@ async fn sessions_are_separate_and_limited() {
         .simple_query("SELECT 1")
         .await
         .unwrap();
+}
+
+/// Rows of a simple query, as text.
+fn texts(messages: Vec<tokio_postgres::SimpleQueryMessage>) -> Vec<Vec<String>> {
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_wait_for_memory_in_a_queue() {
+    // One slot: a 256 MiB limit and 256 MiB per query.
+    let server = Server::start(&[
+        "--memory-limit",
+        "256MiB",
+        "--query-memory",
+        "256MiB",
+        "--queue-timeout",
+        "1s",
+    ]);
+    let a = server.connect().await;
+    let a_cancel = a.cancel_token();
+    let running = tokio::spawn(async move { a.simple_query(LONG_QUERY).await });
+    let observer = server.connect().await;
+    let states = |rows: Vec<Vec<String>>| -> Vec<String> {
+        rows.into_iter().map(|r| r[1].clone()).collect()
+    };
+    // Catalog queries and discern.queries never wait.
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen = states(texts(
+            observer
+                .simple_query("SELECT pid, state, memory_bytes FROM discern.queries WHERE statement LIKE '%generate_series%' AND statement NOT LIKE '%discern.queries%'")
+                .await
+                .unwrap(),
+        ));
+        if seen == ["running"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, ["running"]);
+    observer
+        .simple_query("SELECT count(*) FROM pg_catalog.pg_class")
+        .await
+        .unwrap();
+
+    // A data query waits; past the queue timeout it fails with 53000, naming the wait.
+    let e = observer
+        .simple_query("SELECT count(*) FROM samples")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(code(&e), "53000", "{e:?}");
+    assert!(e.as_db_error().unwrap().message().contains("waited"));
+
+    // A queued query shows as queued and can be cancelled while it waits.
+    let d = server.connect().await;
+    let d_cancel = d.cancel_token();
+    let queued = tokio::spawn(async move {
+        d.batch_execute("SET statement_timeout = 0").await.unwrap();
+        d.simple_query("SELECT count(*) FROM measurements").await
+    });
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen = states(texts(
+            observer
+                .simple_query("SELECT pid, state FROM discern.queries WHERE statement LIKE '%measurements%' AND statement NOT LIKE '%discern.queries%'")
+                .await
+                .unwrap(),
+        ));
+        if seen == ["queued"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen, ["queued"]);
+    d_cancel.cancel_query(server.tls()).await.unwrap();
+    let e = queued.await.unwrap().err().unwrap();
+    assert_eq!(code(&e), "57014");
+
+    // When the slot frees, the next query runs at once.
+    a_cancel.cancel_query(server.tls()).await.unwrap();
+    assert_eq!(code(&running.await.unwrap().err().unwrap()), "57014");
+    let rows = texts(
+        observer
+            .simple_query("SELECT count(*) FROM samples")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(rows, [["240"]]);
+    // The audit log has each statement's peak memory.
+    assert!(server.audit().contains("\"peak_memory_bytes\":"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,6 +59,7 @@ impl Audit {
             "pid": entry.pid,
             "statement": entry.text,
             "rows": entry.rows,
+            "peak_memory_bytes": entry.peak_memory,
             "duration_ms": (entry.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
             "outcome": result,
             "sqlstate": sqlstate,
@@ -82,6 +83,8 @@ pub struct Statement {
     pub pid: i32,
     pub text: String,
     pub rows: u64,
+    /// The most the statement held in the memory pool.
+    pub peak_memory: usize,
     pub started: Instant,
 }
 

@@ -34,6 +34,7 @@ use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::data::DataRow;
 use pgwire::messages::startup::{Authentication, SecretKey};
 
+use super::admission::SessionPool;
 use super::audit::{self, Outcome};
 use super::errors::{self, QUERY_CANCELED, error, fatal};
 use super::scram::{self, SCRAM_SHA_256, SCRAM_SHA_256_PLUS, Verifier};
@@ -53,6 +54,10 @@ pub struct Conn {
     pub service: Arc<DfSessionService>,
     /// Its DataFusion context.
     pub ctx: Arc<datafusion::prelude::SessionContext>,
+    /// Its share of the memory pool, for accounting.
+    pub pool: Arc<SessionPool>,
+    /// What it runs now, for `discern.queries`.
+    pub activity: Mutex<Option<Activity>>,
     /// The running query, to cancel it.
     current: Mutex<Weak<QueryControl>>,
     /// The socket, to notice a client that hung up while its query runs.
@@ -77,6 +82,13 @@ impl Conn {
     pub fn matches(&self, pid: i32, key: &SecretKey) -> bool {
         self.pid == pid && key.eq_value(&SecretKey::I32(self.secret))
     }
+}
+
+/// A statement a connection runs or waits to run.
+pub struct Activity {
+    pub statement: String,
+    pub started: Instant,
+    pub state: &'static str,
 }
 
 /// Why a query should stop; set once.
@@ -123,6 +135,9 @@ fn cancel_error(reason: &str) -> PgWireError {
 /// Logs a statement when every part of its result is gone.
 struct AuditGuard {
     shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    /// The admission slot, held until the result is gone.
+    permit: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
     entry: Mutex<audit::Statement>,
     rows: AtomicU64,
     error: Mutex<Option<String>>,
@@ -151,7 +166,14 @@ impl Drop for AuditGuard {
         };
         if let Ok(mut entry) = self.entry.lock() {
             entry.rows = self.rows.load(Ordering::Relaxed);
+            entry.peak_memory = self.conn.pool.peak();
             self.shared.audit.statement(&entry, &outcome);
+        }
+        if let Ok(mut activity) = self.conn.activity.lock() {
+            *activity = None;
+        }
+        if let Ok(mut permit) = self.permit.lock() {
+            permit.take();
         }
     }
 }
@@ -213,16 +235,22 @@ impl Handlers {
                 format!("cannot build the session of user \"{user}\": {e}"),
             )
         })?;
-        let (service, ctx) = session.connection_service().map_err(|e| {
-            fatal(
-                "XX000",
-                format!("cannot start the session of user \"{user}\": {e}"),
-            )
-        })?;
+        let pool = Arc::new(SessionPool::new(self.shared.memory_pool()));
+        let source: Arc<dyn super::admission::QuerySource> = self.shared.clone();
+        let (service, ctx) = session
+            .connection_service(pool.clone(), source, user)
+            .map_err(|e| {
+                fatal(
+                    "XX000",
+                    format!("cannot start the session of user \"{user}\": {e}"),
+                )
+            })?;
         let (pid, secret) = self.shared.new_backend_key();
         let conn = Arc::new(Conn {
             service,
             ctx,
+            pool,
+            activity: Mutex::new(None),
             user: user.to_string(),
             client: client.socket_addr(),
             pid,
@@ -435,12 +463,15 @@ impl Handlers {
         watch_hangup(conn.fd, Arc::downgrade(&control));
         let guard = Arc::new(AuditGuard {
             shared: self.shared.clone(),
+            conn: conn.clone(),
+            permit: Mutex::new(None),
             entry: Mutex::new(audit::Statement {
                 user: conn.user.clone(),
                 client: conn.client,
                 pid: conn.pid,
                 text: text.to_string(),
                 rows: 0,
+                peak_memory: 0,
                 started: Instant::now(),
             }),
             rows: AtomicU64::new(0),
@@ -451,12 +482,73 @@ impl Handlers {
         (control, guard)
     }
 
+    /// Waits for an admission slot when the statement reads data (queued in
+    /// `discern.queries` meanwhile); a cancel, the statement timeout or the queue timeout
+    /// ends the wait.
+    async fn admit(
+        &self,
+        conn: &Arc<Conn>,
+        control: &Arc<QueryControl>,
+        guard: &Arc<AuditGuard>,
+        text: &str,
+        needs_slot: bool,
+        deadline: Option<tokio::time::Instant>,
+    ) -> PgWireResult<()> {
+        let set_activity = |state: &'static str| {
+            if let Ok(mut a) = conn.activity.lock() {
+                let started = a.as_ref().map_or_else(Instant::now, |a| a.started);
+                *a = Some(Activity {
+                    statement: text.to_string(),
+                    started,
+                    state,
+                });
+            }
+        };
+        if needs_slot {
+            set_activity("queued");
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let permit = tokio::select! {
+                p = self.shared.admission.admit() => p,
+                reason = control.cancelled() => return Err(cancel_error(reason)),
+                () = sleep => return Err(cancel_error("statement timeout")),
+            };
+            match permit {
+                Ok(permit) => {
+                    if let Ok(mut slot) = guard.permit.lock() {
+                        *slot = Some(permit);
+                    }
+                }
+                Err(super::admission::Refused::Timeout { waited, running }) => {
+                    return Err(error(
+                        "53000",
+                        format!(
+                            "the query waited {:.0} s for memory and did not start: {running} \
+                             queries hold the {} memory slots; retry later, or raise \
+                             memory_limit or queue_timeout",
+                            waited.as_secs_f64(),
+                            self.shared.admission.slots()
+                        ),
+                    ));
+                }
+            }
+        }
+        set_activity("running");
+        conn.pool.reset_peak();
+        Ok(())
+    }
+
     /// Runs `work` under the statement's controls and wraps every result stream in them.
     async fn controlled<F, T>(
         &self,
         conn: &Arc<Conn>,
         timeout: Option<Duration>,
         text: &str,
+        needs_slot: bool,
         work: F,
         wrap: impl Fn(T, &Arc<QueryControl>, &Arc<AuditGuard>, Option<tokio::time::Instant>) -> T,
     ) -> PgWireResult<T>
@@ -465,6 +557,13 @@ impl Handlers {
     {
         let (control, guard) = self.begin(conn, text);
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        if let Err(e) = self
+            .admit(conn, &control, &guard, text, needs_slot, deadline)
+            .await
+        {
+            guard.fail(sqlstate(&e, &conn.session.hidden));
+            return Err(e);
+        }
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -703,10 +802,18 @@ impl SimpleQueryHandler for Handlers {
         let conn = conn_of(client)?;
         let timeout = self.statement_timeout(client);
         let service = conn.service.clone();
+        let needs_slot = {
+            use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+            use datafusion::sql::sqlparser::parser::Parser;
+            Parser::parse_sql(&PostgreSqlDialect {}, query)
+                .map(|statements| statements.iter().any(super::admission::needs_slot))
+                .unwrap_or(false)
+        };
         self.controlled(
             &conn,
             timeout,
             query,
+            needs_slot,
             async {
                 <DfSessionService as SimpleQueryHandler>::do_query(&service, client, query).await
             },
@@ -830,15 +937,21 @@ impl ExtendedQueryHandler for Handlers {
                     &conn,
                     timeout,
                     &text,
+                    false,
                     type_introspection(&conn, portal, format),
                     wrap_response,
                 )
                 .await;
         }
+        let needs_slot = match &portal.statement.statement.1 {
+            Some((statement, _)) => super::admission::needs_slot(statement),
+            None => false,
+        };
         self.controlled(
             &conn,
             timeout,
             &text,
+            needs_slot,
             async {
                 <DfSessionService as ExtendedQueryHandler>::do_query(
                     &service, client, portal, max_rows,

@@ -47,6 +47,8 @@ enum Action {
     Show(&'static str, &'static str),
     /// Runs this statement instead (see [`super::pg_compat::rewrite`]).
     Rewrite(Box<Statement>),
+    /// `EXPLAIN ANALYZE`, with the memory each operator held added to the metrics.
+    ExplainAnalyze,
 }
 
 /// Settings `SHOW` answers here (datafusion-postgres does not know them): what a read-only
@@ -105,6 +107,7 @@ fn action(statement: &Statement) -> Action {
         Statement::Copy { .. } => Action::Refuse(
             "COPY is allowed only as COPY (query) TO STDOUT: Discern serves read-only data".into(),
         ),
+        Statement::Explain { analyze: true, .. } => Action::ExplainAnalyze,
         // Views live in the connection's own session (like CREATE TEMP VIEW).
         Statement::CreateView(_)
         | Statement::Drop {
@@ -196,6 +199,7 @@ impl QueryHook for DiscernHook {
             }
             Action::Show(column, value) => Some(show_response(column, value)),
             Action::Rewrite(rewritten) => Some(run_rewritten(&rewritten, ctx, client).await),
+            Action::ExplainAnalyze => Some(explain_analyze(statement, ctx, client).await),
             Action::CopyOut => {
                 if status == TransactionStatus::Error {
                     return Some(Err(error(
@@ -218,6 +222,7 @@ impl QueryHook for DiscernHook {
             Action::Pass => None,
             Action::Refuse(message) => Some(Err(error(INSUFFICIENT_PRIVILEGE, message))),
             Action::Tag(..) | Action::CopyOut => Some(Ok(empty_plan())),
+            Action::ExplainAnalyze => None,
             Action::Rewrite(rewritten) => Some(
                 ctx.state()
                     .statement_to_plan(datafusion::sql::parser::Statement::Statement(rewritten))
@@ -243,6 +248,98 @@ impl QueryHook for DiscernHook {
     ) -> Option<PgWireResult<Response>> {
         self.handle_simple_query(statement, ctx, client).await
     }
+}
+
+/// Runs `EXPLAIN ANALYZE` and adds a `Memory` row: the peak each memory consumer (an
+/// operator instance: `GroupedHashAggregateStream[0]`, `ExternalSorter[1]`, …) held in the
+/// pool, and the statement's total peak. Spills are in the plan's own metrics
+/// (`spill_count`, `spilled_bytes`).
+async fn explain_analyze(
+    statement: &Statement,
+    ctx: &SessionContext,
+    client: &mut dyn HookClient,
+) -> PgWireResult<Response> {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::common::cast::as_string_array;
+    let api = |e: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
+    let pool = ctx.runtime_env().memory_pool.clone();
+    let session = pool.downcast_ref::<super::admission::SessionPool>();
+    if let Some(p) = session {
+        p.reset_peak();
+    }
+    let batches = ctx
+        .sql(&statement.to_string())
+        .await
+        .map_err(api)?
+        .collect()
+        .await
+        .map_err(api)?;
+    let mut kinds: Vec<String> = Vec::new();
+    let mut plans: Vec<String> = Vec::new();
+    for batch in &batches {
+        if batch.num_columns() < 2 {
+            continue;
+        }
+        let k = as_string_array(batch.column(0)).map_err(api)?;
+        let p = as_string_array(batch.column(1)).map_err(api)?;
+        for i in 0..batch.num_rows() {
+            kinds.push(k.value(i).to_string());
+            plans.push(p.value(i).to_string());
+        }
+    }
+    if let Some(p) = session {
+        let mut text = format!(
+            "peak {} for the statement (memory limit {})\n",
+            crate::config::ByteSize(p.peak() as u64),
+            match datafusion::execution::memory_pool::MemoryPool::memory_limit(p) {
+                datafusion::execution::memory_pool::MemoryLimit::Finite(n) => {
+                    crate::config::ByteSize(n as u64).to_string()
+                }
+                _ => "none".into(),
+            }
+        );
+        for c in p.consumers() {
+            text.push_str(&format!(
+                "  {}: peak {}{}\n",
+                c.name,
+                crate::config::ByteSize(c.peak as u64),
+                if c.can_spill { " (can spill)" } else { "" }
+            ));
+        }
+        kinds.push("Memory".into());
+        plans.push(text);
+    }
+    let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+        datafusion::arrow::datatypes::Field::new(
+            "plan_type",
+            datafusion::arrow::datatypes::DataType::Utf8,
+            false,
+        ),
+        datafusion::arrow::datatypes::Field::new(
+            "plan",
+            datafusion::arrow::datatypes::DataType::Utf8,
+            false,
+        ),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(kinds)),
+            Arc::new(StringArray::from(plans)),
+        ],
+    )
+    .map_err(|e| api(e.into()))?;
+    let df = ctx.read_batch(batch).map_err(api)?;
+    let options = Arc::new(pgwire::types::format::FormatOptions::from_client_metadata(
+        client.metadata(),
+    ));
+    let response = datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe(
+        df,
+        &pgwire::api::portal::Format::UnifiedText,
+        Some(options),
+    )
+    .await?;
+    Ok(Response::Query(response))
 }
 
 async fn run_rewritten(

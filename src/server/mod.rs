@@ -7,6 +7,7 @@
 //! with only the tables granted to them, and every statement can be cancelled (CancelRequest,
 //! statement timeout, client hang-up) and is written to the audit log.
 
+pub mod admission;
 pub mod audit;
 pub mod errors;
 pub mod handlers;
@@ -78,6 +79,11 @@ pub struct ServeOptions {
     pub statement_timeout: Option<Duration>,
     pub allow_plaintext: bool,
     pub audit_log: String,
+    /// Memory each running query can count on: the limit divided by this is how many
+    /// queries run at once.
+    pub query_memory: usize,
+    /// How long a query may wait for its turn.
+    pub queue_timeout: Option<Duration>,
 }
 
 impl ServeOptions {
@@ -99,6 +105,10 @@ impl ServeOptions {
             statement_timeout: s.statement_timeout.and_then(|m| m.non_zero()),
             allow_plaintext: s.insecure_allow_plaintext,
             audit_log: s.audit_log.clone().unwrap_or_else(|| "stdout".into()),
+            query_memory: s.query_memory.map_or(256 << 20, |b| b.as_usize()),
+            queue_timeout: s
+                .queue_timeout
+                .map_or(Some(Duration::from_secs(600)), |m| m.non_zero()),
         }
     }
 }
@@ -128,7 +138,12 @@ impl UserSession {
     /// A session for one connection: the user's tables and functions, plus whatever the
     /// connection creates itself (views, `SET datafusion.execution.*`), which no other
     /// connection sees, like PostgreSQL's temporary views and session settings.
-    pub fn connection_service(&self) -> Result<(Arc<DfSessionService>, Arc<SessionContext>)> {
+    pub fn connection_service(
+        &self,
+        pool: Arc<admission::SessionPool>,
+        queries: Arc<dyn admission::QuerySource>,
+        user: &str,
+    ) -> Result<(Arc<DfSessionService>, Arc<SessionContext>)> {
         use datafusion::catalog::{
             CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
             MemorySchemaProvider, SchemaProvider,
@@ -146,10 +161,23 @@ impl UserSession {
         {
             catalog.register_schema("pg_catalog", pg_catalog)?;
         }
+        let discern = Arc::new(MemorySchemaProvider::new());
+        discern.register_table(
+            "queries".into(),
+            Arc::new(admission::QueriesTable::new(queries, user)),
+        )?;
+        catalog.register_schema("discern", discern)?;
         let list = Arc::new(MemoryCatalogProviderList::new());
         list.register_catalog("datafusion".into(), catalog);
+        // The session's memory goes through its own accounting pool into the shared one.
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::from_runtime_env(
+            &self.ctx.runtime_env(),
+        )
+        .with_memory_pool(pool)
+        .build_arc()?;
         let state = SessionStateBuilder::new_from_existing(self.ctx.state())
             .with_catalog_list(list)
+            .with_runtime_env(runtime)
             .build();
         let ctx = Arc::new(SessionContext::new_with_state(state));
         Ok((
@@ -186,6 +214,51 @@ pub struct Shared {
     pub statement_timeout: Option<Duration>,
     pub fallback_parser: Arc<datafusion_postgres::Parser>,
     queries: QueryRuntime,
+    /// Who may run now, and the queue of who waits.
+    pub admission: admission::Admission,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("connections", &self.connection_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl admission::QuerySource for Shared {
+    fn rows(&self, viewer: &str) -> Vec<admission::QueryRow> {
+        let conns: Vec<Arc<Conn>> = self
+            .conns
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default();
+        let mut rows = Vec::new();
+        for conn in conns {
+            let Ok(activity) = conn.activity.lock() else {
+                continue;
+            };
+            let Some(a) = activity.as_ref() else {
+                continue;
+            };
+            rows.push(admission::QueryRow {
+                pid: conn.pid,
+                user: conn.user.clone(),
+                client: conn.client.to_string(),
+                state: a.state,
+                elapsed: a.started.elapsed(),
+                memory: conn.pool.used(),
+                peak_memory: conn.pool.peak(),
+                statement: if conn.user == viewer {
+                    a.statement.clone()
+                } else {
+                    "<hidden>".into()
+                },
+            });
+        }
+        rows.sort_by_key(|r| r.pid);
+        rows
+    }
 }
 
 /// The runtime queries execute on, apart from the one that serves the network.
@@ -201,6 +274,11 @@ impl Drop for QueryRuntime {
 }
 
 impl Shared {
+    /// The memory pool every session draws from.
+    pub fn memory_pool(&self) -> Arc<dyn datafusion::execution::memory_pool::MemoryPool> {
+        self.base.runtime_env().memory_pool.clone()
+    }
+
     /// The handle of the query runtime.
     pub fn query_runtime(&self) -> tokio::runtime::Handle {
         match &self.queries.0 {
@@ -390,6 +468,8 @@ impl Server {
         })?;
         let initial_user = initial_user(&options.users_file)?;
         let engine = Engine::new(&config).await?;
+        let limit = config.effective_memory_limit().as_usize();
+        let slots = (limit / options.query_memory.max(1)).max(1);
         let mut all_tables = BTreeSet::new();
         if let Some(schema) = engine
             .ctx
@@ -443,6 +523,7 @@ impl Server {
             statement_timeout: options.statement_timeout,
             fallback_parser: pgwire::api::query::ExtendedQueryHandler::query_parser(&fallback),
             queries: QueryRuntime(Some(queries)),
+            admission: admission::Admission::new(slots, options.queue_timeout),
             config,
         });
         Ok(Self {
