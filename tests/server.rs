@@ -19,6 +19,60 @@ use tokio::net::TcpStream;
 /// computing its current batch for a while after the cancel; see the README.)
 const LONG_QUERY: &str = "SELECT sum(v % 7) FROM generate_series(1, 20000000000) AS t(v)";
 
+/// One backend message: its type byte and body.
+async fn read_message(tls: &mut tokio_rustls::client::TlsStream<TcpStream>) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 5];
+    tls.read_exact(&mut head).await.unwrap();
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize - 4;
+    let mut rest = vec![0u8; len];
+    tls.read_exact(&mut rest).await.unwrap();
+    (head[0], rest)
+}
+
+/// Starts a SCRAM exchange by hand over TLS and returns the salt of the server-first message.
+async fn scram_salt(server: &Server, user: &str) -> String {
+    use tokio_rustls::rustls::pki_types::ServerName;
+    let mut tcp = TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    tcp.write_all(&[0, 0, 0, 8, 4, 210, 22, 47]).await.unwrap();
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"S");
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        common::pg::rustls_config(&server.cert),
+    ));
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let mut body = vec![0, 3, 0, 0];
+    body.extend_from_slice(b"user\0");
+    body.extend_from_slice(user.as_bytes());
+    body.extend_from_slice(b"\0\0");
+    let mut startup = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    startup.extend_from_slice(&body);
+    tls.write_all(&startup).await.unwrap();
+    let (tag, sasl) = read_message(&mut tls).await;
+    assert_eq!(tag, b'R');
+    assert_eq!(&sasl[..4], &10u32.to_be_bytes());
+    let first = b"n,,n=,r=fyko+d2lbbFgONRv9qkxdawL";
+    let mut msg = b"SCRAM-SHA-256\0".to_vec();
+    msg.extend_from_slice(&(first.len() as u32).to_be_bytes());
+    msg.extend_from_slice(first);
+    let mut packet = vec![b'p'];
+    packet.extend_from_slice(&((msg.len() + 4) as u32).to_be_bytes());
+    packet.extend_from_slice(&msg);
+    tls.write_all(&packet).await.unwrap();
+    let (tag, cont) = read_message(&mut tls).await;
+    assert_eq!(tag, b'R');
+    assert_eq!(&cont[..4], &11u32.to_be_bytes());
+    let server_first = String::from_utf8(cont[4..].to_vec()).unwrap();
+    server_first
+        .split(',')
+        .find_map(|a| a.strip_prefix("s="))
+        .unwrap()
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_and_scram_are_required_and_work() {
     let server = Server::start(&[]);
@@ -72,6 +126,17 @@ async fn tls_and_scram_are_required_and_work() {
         msg(&wrong).replace(&server.user, "U"),
         msg(&unknown).replace("mallory", "U")
     );
+
+    // An unknown user gets the same exchange: a salt, stable from one attempt to the next
+    // like a real user's (its secret is kept in the data directory), and different per name.
+    let ghost = scram_salt(&server, "ghost").await;
+    assert_eq!(ghost, scram_salt(&server, "ghost").await);
+    assert_ne!(ghost, scram_salt(&server, "phantom").await);
+    let real = scram_salt(&server, &server.user).await;
+    assert_eq!(real, scram_salt(&server, &server.user).await);
+    assert_eq!(ghost.len(), real.len());
+    let mock_key = server.data_dir.path().join("scram-mock.key");
+    assert_eq!(std::fs::read(&mock_key).unwrap().len(), 32);
 
     // Plaintext is refused before any password exchange, with a message that says why.
     let plain = server.connect_plain().await.err().unwrap();

@@ -493,13 +493,7 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Config(format!("listener: {e}")))?;
-        let mut mock_secret = [0u8; 32];
-        {
-            use ring::rand::SecureRandom;
-            ring::rand::SystemRandom::new()
-                .fill(&mut mock_secret)
-                .map_err(|_| Error::Config("the system random number generator failed".into()))?;
-        }
+        let mock_secret = mock_secret(&options.data_dir)?;
         let fallback = DfSessionService::new(Arc::new(SessionContext::new()));
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let queries = tokio::runtime::Builder::new_multi_thread()
@@ -573,6 +567,28 @@ impl Server {
             }
         }
     }
+}
+
+/// The secret that derives unknown users' fake SCRAM salts. It is kept in the data directory
+/// (mode 0600) so that the fake salt of a name stays the same across restarts, as a real
+/// user's does; otherwise probing a name before and after a restart would tell whether the
+/// user exists.
+fn mock_secret(data_dir: &Path) -> Result<[u8; 32]> {
+    let path = data_dir.join("scram-mock.key");
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(secret) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(secret);
+    }
+    let mut secret = [0u8; 32];
+    {
+        use ring::rand::SecureRandom;
+        ring::rand::SystemRandom::new()
+            .fill(&mut secret)
+            .map_err(|_| Error::Config("the system random number generator failed".into()))?;
+    }
+    tls::write_private(&path, &secret)?;
+    Ok(secret)
 }
 
 /// Creates the users file with one user and a random password when there is none.
