@@ -624,6 +624,31 @@ fn texts(messages: Vec<tokio_postgres::SimpleQueryMessage>) -> Vec<Vec<String>> 
         .collect()
 }
 
+/// The states in `discern.queries` of the other sessions' statements that mention `needle`,
+/// polled (up to 2.5 s) until they are just `[want]`.
+async fn wait_for_states(
+    observer: &tokio_postgres::Client,
+    needle: &str,
+    want: &str,
+) -> Vec<String> {
+    let sql = format!(
+        "SELECT pid, state, memory_bytes FROM discern.queries \
+         WHERE statement LIKE '%{needle}%' AND statement NOT LIKE '%discern.queries%'"
+    );
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen = texts(observer.simple_query(&sql).await.unwrap())
+            .into_iter()
+            .map(|r| r[1].clone())
+            .collect();
+        if seen == [want] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    seen
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_wait_for_memory_in_a_queue() {
     // One slot: a 256 MiB limit and 256 MiB per query.
@@ -639,24 +664,11 @@ async fn queries_wait_for_memory_in_a_queue() {
     let a_cancel = a.cancel_token();
     let running = tokio::spawn(async move { a.simple_query(LONG_QUERY).await });
     let observer = server.connect().await;
-    let states = |rows: Vec<Vec<String>>| -> Vec<String> {
-        rows.into_iter().map(|r| r[1].clone()).collect()
-    };
     // Catalog queries and discern.queries never wait.
-    let mut seen = Vec::new();
-    for _ in 0..50 {
-        seen = states(texts(
-            observer
-                .simple_query("SELECT pid, state, memory_bytes FROM discern.queries WHERE statement LIKE '%generate_series%' AND statement NOT LIKE '%discern.queries%'")
-                .await
-                .unwrap(),
-        ));
-        if seen == ["running"] {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(seen, ["running"]);
+    assert_eq!(
+        wait_for_states(&observer, "generate_series", "running").await,
+        ["running"]
+    );
     observer
         .simple_query("SELECT count(*) FROM pg_catalog.pg_class")
         .await
@@ -678,20 +690,10 @@ async fn queries_wait_for_memory_in_a_queue() {
         d.batch_execute("SET statement_timeout = 0").await.unwrap();
         d.simple_query("SELECT count(*) FROM measurements").await
     });
-    let mut seen = Vec::new();
-    for _ in 0..50 {
-        seen = states(texts(
-            observer
-                .simple_query("SELECT pid, state FROM discern.queries WHERE statement LIKE '%measurements%' AND statement NOT LIKE '%discern.queries%'")
-                .await
-                .unwrap(),
-        ));
-        if seen == ["queued"] {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(seen, ["queued"]);
+    assert_eq!(
+        wait_for_states(&observer, "measurements", "queued").await,
+        ["queued"]
+    );
     d_cancel.cancel_query(server.tls()).await.unwrap();
     let e = queued.await.unwrap().err().unwrap();
     assert_eq!(code(&e), "57014");

@@ -54,6 +54,27 @@ pub fn translate(error: PgWireError, hidden: &BTreeSet<String>) -> PgWireError {
     }
 }
 
+/// datafusion-postgres answers statements in a failed transaction with 25P01
+/// (no_active_sql_transaction); PostgreSQL, and every driver, expect 25P02.
+fn client_code<'a>(code: &'a str, message: &str) -> &'a str {
+    if code == "25P01" && message.starts_with("current transaction is aborted") {
+        "25P02"
+    } else {
+        code
+    }
+}
+
+/// The SQLSTATE a client will see for an error (what [`translate`] makes of it), for the
+/// audit log, without consuming the error.
+pub fn sqlstate(error: &PgWireError, hidden: &BTreeSet<String>) -> String {
+    match error {
+        PgWireError::ApiError(inner) => classify_api(inner.as_ref(), hidden).0.to_string(),
+        PgWireError::UserError(info) => client_code(&info.code, &info.message).to_string(),
+        PgWireError::QueryCanceled => QUERY_CANCELED.into(),
+        _ => "08P01".into(),
+    }
+}
+
 fn error_with(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".into(),

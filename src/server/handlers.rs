@@ -2,7 +2,6 @@
 //! certificate), queries (delegated to the user's datafusion-postgres session, with cancel,
 //! statement timeout, hang-up detection and the audit log), cancel requests and errors.
 
-use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,7 +61,6 @@ pub struct Conn {
     current: Mutex<Weak<QueryControl>>,
     /// The socket, to notice a client that hung up while its query runs.
     fd: i32,
-    pub started: Instant,
 }
 
 impl Conn {
@@ -122,6 +120,14 @@ impl QueryControl {
             // The sender lives as long as self: unreachable, but never resolve wrongly.
             None => std::future::pending().await,
         }
+    }
+}
+
+/// Resolves at the deadline, or never.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -258,7 +264,6 @@ impl Handlers {
             session,
             current: Mutex::new(Weak::new()),
             fd: self.fd,
-            started: Instant::now(),
         });
         client.set_pid_and_secret_key(pid, SecretKey::I32(secret));
         client.session_extensions().insert(conn.clone());
@@ -430,17 +435,6 @@ fn conn_of<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Conn>> {
         .ok_or_else(|| fatal("08P01", "query before login"))
 }
 
-/// The SQLSTATE a client will see for an error.
-fn sqlstate(e: &PgWireError, hidden: &BTreeSet<String>) -> String {
-    match e {
-        PgWireError::ApiError(inner) => errors::classify_api(inner.as_ref(), hidden).0.to_string(),
-        PgWireError::UserError(info) if info.code == "25P01" => "25P02".into(),
-        PgWireError::UserError(info) => info.code.clone(),
-        PgWireError::QueryCanceled => QUERY_CANCELED.into(),
-        _ => "08P01".into(),
-    }
-}
-
 impl Handlers {
     /// The per-statement timeout: `SET statement_timeout`, else the startup parameter, else
     /// the server default.
@@ -506,12 +500,7 @@ impl Handlers {
         };
         if needs_slot {
             set_activity("queued");
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = until(deadline);
             let permit = tokio::select! {
                 p = self.shared.admission.admit() => p,
                 reason = control.cancelled() => return Err(cancel_error(reason)),
@@ -561,15 +550,10 @@ impl Handlers {
             .admit(conn, &control, &guard, text, needs_slot, deadline)
             .await
         {
-            guard.fail(sqlstate(&e, &conn.session.hidden));
+            guard.fail(errors::sqlstate(&e, &conn.session.hidden));
             return Err(e);
         }
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = until(deadline);
         let work = OnRuntime::new(self.shared.query_runtime(), work);
         let result = tokio::select! {
             r = work => r,
@@ -579,7 +563,7 @@ impl Handlers {
         match result {
             Ok(value) => Ok(wrap(value, &control, &guard, deadline)),
             Err(e) => {
-                guard.fail(sqlstate(&e, &conn.session.hidden));
+                guard.fail(errors::sqlstate(&e, &conn.session.hidden));
                 Err(e)
             }
         }
@@ -696,12 +680,7 @@ fn wrap_rows(
             if done {
                 return None;
             }
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = until(deadline);
             let item = tokio::select! {
                 biased;
                 reason = control.cancelled() => Err(cancel_error(reason)),
@@ -720,8 +699,7 @@ fn wrap_rows(
                     Some((Ok(row), (rows, control, guard, false)))
                 }
                 Err(e) => {
-                    let hidden = guard.shared.hidden_for(&guard);
-                    guard.fail(sqlstate(&e, &hidden));
+                    guard.fail(errors::sqlstate(&e, &guard.conn.session.hidden));
                     Some((Err(e), (rows, control, guard, true)))
                 }
             }
@@ -754,17 +732,6 @@ fn wrap_response(
             }
             other
         }
-    }
-}
-
-impl Shared {
-    fn hidden_for(&self, guard: &AuditGuard) -> BTreeSet<String> {
-        let user = guard
-            .entry
-            .lock()
-            .map(|e| e.user.clone())
-            .unwrap_or_default();
-        self.hidden_tables(&user)
     }
 }
 

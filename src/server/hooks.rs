@@ -329,17 +329,7 @@ async fn explain_analyze(
         ],
     )
     .map_err(|e| api(e.into()))?;
-    let df = ctx.read_batch(batch).map_err(api)?;
-    let options = Arc::new(pgwire::types::format::FormatOptions::from_client_metadata(
-        client.metadata(),
-    ));
-    let response = datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe(
-        df,
-        &pgwire::api::portal::Format::UnifiedText,
-        Some(options),
-    )
-    .await?;
-    Ok(Response::Query(response))
+    text_response(ctx.read_batch(batch).map_err(api)?, client).await
 }
 
 async fn run_rewritten(
@@ -351,6 +341,14 @@ async fn run_rewritten(
         .sql(&statement.to_string())
         .await
         .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    text_response(df, client).await
+}
+
+/// A DataFrame as a text-format query response, formatted with the client's settings.
+async fn text_response(
+    df: datafusion::dataframe::DataFrame,
+    client: &dyn HookClient,
+) -> PgWireResult<Response> {
     let options = Arc::new(pgwire::types::format::FormatOptions::from_client_metadata(
         client.metadata(),
     ));

@@ -317,12 +317,6 @@ impl Shared {
             .collect()
     }
 
-    /// Tables that exist but that a user may not read.
-    pub fn hidden_tables(&self, user: &str) -> BTreeSet<String> {
-        let granted = self.granted(user);
-        self.all_tables.difference(&granted).cloned().collect()
-    }
-
     /// The user's session, built on first login.
     pub async fn session_for(&self, user: &str) -> Result<Arc<UserSession>> {
         let mut sessions = self.sessions.lock().await;
@@ -349,7 +343,6 @@ impl Shared {
             ctx.register_table(table.as_str(), provider.clone())?;
             tables.push((table.clone(), provider));
         }
-        register_session_functions(&ctx, user);
         datafusion_pg_catalog::pg_catalog::setup_pg_catalog(
             &ctx,
             "datafusion",

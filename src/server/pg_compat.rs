@@ -116,10 +116,7 @@ fn current_setting(args: &[ColumnarValue]) -> Result<ColumnarValue> {
         }
     }
     let out = out.finish();
-    Ok(match name {
-        ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-        ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
-    })
+    shaped_like(name, Arc::new(out))
 }
 
 fn setting_value(name: &str) -> Option<&'static str> {
@@ -151,9 +148,14 @@ fn to_regtype(args: &[ColumnarValue]) -> Result<ColumnarValue> {
     let names = datafusion::common::cast::as_string_array(&names)?;
     let oids: datafusion::arrow::array::Int32Array =
         names.iter().map(|n| n.and_then(builtin_type_oid)).collect();
-    Ok(match name {
-        ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&oids, 0)?),
-        ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(oids)),
+    shaped_like(name, Arc::new(oids))
+}
+
+/// A function's result, a scalar when its argument was one.
+fn shaped_like(input: &ColumnarValue, out: ArrayRef) -> Result<ColumnarValue> {
+    Ok(match input {
+        ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
+        ColumnarValue::Array(_) => ColumnarValue::Array(out),
     })
 }
 
@@ -489,12 +491,7 @@ pub async fn install_function_catalog(ctx: &SessionContext) -> Result<()> {
                             .map(|(r, a)| if pick == 0 { r.clone() } else { a.clone() })
                     })
                     .collect();
-                Ok(match oid {
-                    ColumnarValue::Scalar(_) => {
-                        ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-                    }
-                    ColumnarValue::Array(_) => ColumnarValue::Array(Arc::new(out)),
-                })
+                shaped_like(oid, Arc::new(out))
             }),
         ));
     }
@@ -637,39 +634,40 @@ mod tests {
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
 
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    fn parse_one(sql: &str) -> std::result::Result<Statement, Box<dyn std::error::Error>> {
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)?
+            .pop()
+            .ok_or_else(|| "no statement".into())
+    }
+
     #[test]
-    fn array_subqueries_become_null() {
-        let sql = "SELECT array_to_string(c.reloptions || array(select 'toast.' || x from unnest(tc.reloptions) x), ', ') FROM t";
-        let statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-            .unwrap()
-            .remove(0);
-        let rewritten = rewrite(&statement).unwrap().to_string();
+    fn array_subqueries_become_null() -> TestResult {
+        let statement = parse_one(
+            "SELECT array_to_string(c.reloptions || array(select 'toast.' || x from unnest(tc.reloptions) x), ', ') FROM t",
+        )?;
+        let rewritten = rewrite(&statement).ok_or("not rewritten")?.to_string();
         assert!(
             rewritten.contains("CAST(NULL AS TEXT[]) || CAST(NULL AS TEXT[])"),
             "{rewritten}"
         );
-        let plain = Parser::parse_sql(&PostgreSqlDialect {}, "SELECT ARRAY[1, 2]")
-            .unwrap()
-            .remove(0);
-        assert!(rewrite(&plain).is_none());
+        assert!(rewrite(&parse_one("SELECT ARRAY[1, 2]")?).is_none());
+        Ok(())
     }
 
     #[tokio::test]
-    async fn json_build_object_builds_json() {
+    async fn json_build_object_builds_json() -> TestResult {
         let ctx = SessionContext::new();
         register(&ctx);
         let batches = ctx
             .sql("SELECT json_build_object('a', 1, 'b', 'x', 'c', NULL, 'd', true) AS j")
-            .await
-            .unwrap()
+            .await?
             .collect()
-            .await
-            .unwrap();
-        let j = batches[0].column(0);
-        let j = j
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::StringArray>()
-            .unwrap();
+            .await?;
+        let j = batches.first().ok_or("no batch")?.column(0);
+        let j = datafusion::common::cast::as_string_array(j)?;
         assert_eq!(j.value(0), r#"{"a":1,"b":"x","c":null,"d":true}"#);
+        Ok(())
     }
 }
