@@ -110,19 +110,23 @@ async fn run_one(
         Err(e) => return Err(e),
     };
     stats.rows += rows;
-    add_spills(&physical, stats);
+    let (bytes, files) = spills(&physical);
+    stats.spilled_bytes += bytes;
+    stats.spill_count += files;
     Ok(())
 }
 
-/// Adds up the spill metrics of every operator of an executed plan.
-fn add_spills(plan: &Arc<dyn ExecutionPlan>, stats: &mut Stats) {
-    if let Some(metrics) = plan.metrics() {
-        stats.spilled_bytes += metrics.spilled_bytes().unwrap_or(0);
-        stats.spill_count += metrics.spill_count().unwrap_or(0);
-    }
+/// The bytes and files every operator of an executed plan spilled to disk.
+pub fn spills(plan: &Arc<dyn ExecutionPlan>) -> (usize, usize) {
+    let (mut bytes, mut files) = plan.metrics().map_or((0, 0), |m| {
+        (m.spilled_bytes().unwrap_or(0), m.spill_count().unwrap_or(0))
+    });
     for child in plan.children() {
-        add_spills(child, stats);
+        let (b, f) = spills(child);
+        bytes += b;
+        files += f;
     }
+    (bytes, files)
 }
 
 /// The process's peak resident set size in bytes (Linux), if it can be read.

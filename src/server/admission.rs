@@ -3,8 +3,8 @@
 //! accounting, and `discern.queries`, the table of running and queued queries.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,13 +13,51 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::Result as DfResult;
 use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::memory_pool::{
     MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation,
 };
-use datafusion::logical_expr::{Expr, TableType};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableType};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::sql::sqlparser::ast::{Statement, visit_relations};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The session's query planner: DataFusion's, keeping each physical plan it makes until the
+/// statement ends, so that the audit log can read what its operators spilled (the metrics
+/// live in the plan). Plans are forgotten at every statement's end.
+#[derive(Debug, Default)]
+pub struct RecordingPlanner {
+    plans: Mutex<Vec<Arc<dyn ExecutionPlan>>>,
+}
+
+#[async_trait]
+impl QueryPlanner for RecordingPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let plan = DefaultPhysicalPlanner::default()
+            .create_physical_plan(logical_plan, session)
+            .await?;
+        if let Ok(mut plans) = self.plans.lock() {
+            plans.push(Arc::clone(&plan));
+        }
+        Ok(plan)
+    }
+}
+
+impl RecordingPlanner {
+    /// Bytes spilled by the plans made since the last call; forgets them.
+    pub fn take_spilled_bytes(&self) -> usize {
+        let plans = match self.plans.lock() {
+            Ok(mut plans) => std::mem::take(&mut *plans),
+            Err(_) => return 0,
+        };
+        plans.iter().map(|p| crate::query::spills(p).0).sum()
+    }
+}
 
 /// One session's view of the shared memory pool: every reservation goes to the shared pool
 /// (which enforces the limit), and the session counts what its query holds now and at most.

@@ -60,6 +60,7 @@ impl Audit {
             "statement": entry.text,
             "rows": entry.rows,
             "peak_memory_bytes": entry.peak_memory,
+            "spilled_bytes": entry.spilled_bytes,
             "duration_ms": (entry.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
             "outcome": result,
             "sqlstate": sqlstate,
@@ -85,6 +86,8 @@ pub struct Statement {
     pub rows: u64,
     /// The most the statement held in the memory pool.
     pub peak_memory: usize,
+    /// Bytes its operators spilled to disk.
+    pub spilled_bytes: usize,
     pub started: Instant,
 }
 

@@ -55,6 +55,8 @@ pub struct Conn {
     pub ctx: Arc<datafusion::prelude::SessionContext>,
     /// Its share of the memory pool, for accounting.
     pub pool: Arc<SessionPool>,
+    /// Its query planner, which keeps the statement's plans for their spill metrics.
+    pub planner: Arc<super::admission::RecordingPlanner>,
     /// What it runs now, for `discern.queries`.
     pub activity: Mutex<Option<Activity>>,
     /// The running query, to cancel it.
@@ -173,6 +175,7 @@ impl Drop for AuditGuard {
         if let Ok(mut entry) = self.entry.lock() {
             entry.rows = self.rows.load(Ordering::Relaxed);
             entry.peak_memory = self.conn.pool.peak();
+            entry.spilled_bytes = self.conn.planner.take_spilled_bytes();
             self.shared.audit.statement(&entry, &outcome);
         }
         if let Ok(mut activity) = self.conn.activity.lock() {
@@ -242,9 +245,10 @@ impl Handlers {
             )
         })?;
         let pool = Arc::new(SessionPool::new(self.shared.memory_pool()));
+        let planner = Arc::new(super::admission::RecordingPlanner::default());
         let source: Arc<dyn super::admission::QuerySource> = self.shared.clone();
         let (service, ctx) = session
-            .connection_service(pool.clone(), source, user)
+            .connection_service(pool.clone(), planner.clone(), source, user)
             .map_err(|e| {
                 fatal(
                     "XX000",
@@ -256,6 +260,7 @@ impl Handlers {
             service,
             ctx,
             pool,
+            planner,
             activity: Mutex::new(None),
             user: user.to_string(),
             client: client.socket_addr(),
@@ -466,6 +471,7 @@ impl Handlers {
                 text: text.to_string(),
                 rows: 0,
                 peak_memory: 0,
+                spilled_bytes: 0,
                 started: Instant::now(),
             }),
             rows: AtomicU64::new(0),

@@ -141,6 +141,7 @@ impl UserSession {
     pub fn connection_service(
         &self,
         pool: Arc<admission::SessionPool>,
+        planner: Arc<admission::RecordingPlanner>,
         queries: Arc<dyn admission::QuerySource>,
         user: &str,
     ) -> Result<(Arc<DfSessionService>, Arc<SessionContext>)> {
@@ -178,6 +179,7 @@ impl UserSession {
         let state = SessionStateBuilder::new_from_existing(self.ctx.state())
             .with_catalog_list(list)
             .with_runtime_env(runtime)
+            .with_query_planner(planner)
             .build();
         let ctx = Arc::new(SessionContext::new_with_state(state));
         Ok((

@@ -20,6 +20,7 @@ pub mod moments;
 pub mod paired;
 pub mod ranks;
 pub mod roc;
+pub mod shared;
 mod state;
 mod two_group;
 
@@ -55,5 +56,7 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
     for f in all_window_functions() {
         ctx.register_udwf(f.as_ref().clone());
     }
+    // Rank statistics of the same (value, is_case) share one state (see `shared`).
+    ctx.add_optimizer_rule(Arc::new(shared::ShareTwoGroupState));
     Ok(())
 }

@@ -11,7 +11,7 @@
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Float64Builder, ListBuilder,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Float64Builder, ListArray, ListBuilder,
     UInt64Builder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, UInt64Type};
@@ -39,13 +39,13 @@ use crate::two_group::{coerce_value_and_label, for_each_row};
 
 /// The constant options of a rank aggregate.
 #[derive(Debug, Clone, Copy)]
-struct Options {
-    method: PValueMethod,
-    level: f64,
+pub(crate) struct Options {
+    pub(crate) method: PValueMethod,
+    pub(crate) level: f64,
 }
 
 /// Parses a constant `method` argument.
-fn parse_method(name: &str, text: &str) -> Result<PValueMethod> {
+pub(crate) fn parse_method(name: &str, text: &str) -> Result<PValueMethod> {
     match text.to_ascii_lowercase().as_str() {
         "auto" => Ok(PValueMethod::Auto),
         "asymptotic" => Ok(PValueMethod::Asymptotic),
@@ -204,6 +204,11 @@ impl RankUdaf {
         }
     }
 
+    /// Which statistic this computes.
+    pub fn statistic(&self) -> RankStatistic {
+        self.statistic
+    }
+
     /// The optional third argument: mann_whitney's method or auc_ci's level.
     fn options(&self, args: &AccumulatorArgs) -> Result<Options> {
         let mut options = Options {
@@ -351,8 +356,83 @@ impl GroupValues {
         self.control.compact();
     }
 
-    fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.case.heap_bytes() + self.control.heap_bytes()
+    }
+
+    /// The four state lists (case values and counts, control values and counts).
+    pub(crate) fn state_lists(states: &[ArrayRef]) -> Result<[&ListArray; 4]> {
+        let [case_values, case_counts, control_values, control_counts, ..] = states else {
+            return exec_err!("expected 4 state arrays, got {}", states.len());
+        };
+        Ok([case_values, case_counts, control_values, control_counts].map(|a| a.as_list::<i32>()))
+    }
+
+    /// Adds row `row` of partial states ([`GroupValues::state_lists`]); a NULL row adds
+    /// nothing.
+    pub(crate) fn merge_row(&mut self, lists: &[&ListArray; 4], row: usize) -> Result<()> {
+        if lists.iter().any(|l| l.is_null(row)) {
+            return Ok(());
+        }
+        for (tally, values, counts) in [
+            (&mut self.case, lists[0].value(row), lists[1].value(row)),
+            (&mut self.control, lists[2].value(row), lists[3].value(row)),
+        ] {
+            let values = values.as_primitive::<Float64Type>().values();
+            let counts = counts.as_primitive::<UInt64Type>().values();
+            if counts.is_empty() {
+                values.iter().for_each(|&x| tally.push(x));
+            } else if counts.len() == values.len() {
+                for (&x, &c) in values.iter().zip(counts.iter()) {
+                    tally.push_run(x, c);
+                }
+            } else {
+                return exec_err!(
+                    "malformed rank state: {} values, {} counts",
+                    values.len(),
+                    counts.len()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The states of `groups` as the four state lists, one row per group.
+    pub(crate) fn arrays<'a>(groups: impl Iterator<Item = &'a GroupValues>) -> Vec<ArrayRef> {
+        // Each tally as runs: its compacted part, then its pending values and runs.
+        let mut columns: [(ListBuilder<Float64Builder>, ListBuilder<UInt64Builder>); 2] =
+            std::array::from_fn(|_| {
+                (
+                    ListBuilder::new(Float64Builder::new()),
+                    ListBuilder::new(UInt64Builder::new()),
+                )
+            });
+        for g in groups {
+            for (tally, (values, counts)) in
+                [&g.case, &g.control].into_iter().zip(columns.iter_mut())
+            {
+                let runs = tally.all_runs();
+                let ones = runs.iter().all(|&(_, c)| c == 1);
+                for &(x, c) in &runs {
+                    values.values().append_value(x);
+                    if !ones {
+                        counts.values().append_value(c);
+                    }
+                }
+                values.append(true);
+                counts.append(true);
+            }
+        }
+        let [
+            (mut case_values, mut case_counts),
+            (mut control_values, mut control_counts),
+        ] = columns;
+        vec![
+            Arc::new(case_values.finish()),
+            Arc::new(case_counts.finish()),
+            Arc::new(control_values.finish()),
+            Arc::new(control_counts.finish()),
+        ]
     }
 
     /// The state fields of an aggregate named `name` that keeps these values.
@@ -396,38 +476,12 @@ impl GroupState for GroupValues {
         states: &[ArrayRef],
         group: impl Fn(usize) -> usize,
     ) -> Result<isize> {
-        let [case_values, case_counts, control_values, control_counts] = states else {
-            return exec_err!("expected 4 state arrays, got {}", states.len());
-        };
-        let lists =
-            [case_values, case_counts, control_values, control_counts].map(|a| a.as_list::<i32>());
+        let lists = GroupValues::state_lists(states)?;
         let mut grew = 0isize;
         for row in 0..lists[0].len() {
-            if lists.iter().any(|l| l.is_null(row)) {
-                continue;
-            }
             let g = &mut groups[group(row)];
             let before = g.bytes() as isize;
-            for (tally, values, counts) in [
-                (&mut g.case, lists[0].value(row), lists[1].value(row)),
-                (&mut g.control, lists[2].value(row), lists[3].value(row)),
-            ] {
-                let values = values.as_primitive::<Float64Type>().values();
-                let counts = counts.as_primitive::<UInt64Type>().values();
-                if counts.is_empty() {
-                    values.iter().for_each(|&x| tally.push(x));
-                } else if counts.len() == values.len() {
-                    for (&x, &c) in values.iter().zip(counts.iter()) {
-                        tally.push_run(x, c);
-                    }
-                } else {
-                    return exec_err!(
-                        "malformed rank state: {} values, {} counts",
-                        values.len(),
-                        counts.len()
-                    );
-                }
-            }
+            g.merge_row(&lists, row)?;
             grew += g.bytes() as isize - before;
         }
         Ok(grew)
@@ -456,40 +510,7 @@ impl GroupState for GroupValues {
     }
 
     fn to_arrays(groups: &[Self]) -> Result<Vec<ArrayRef>> {
-        // Each tally as runs: its compacted part, then its pending values and runs.
-        let mut columns: [(ListBuilder<Float64Builder>, ListBuilder<UInt64Builder>); 2] =
-            std::array::from_fn(|_| {
-                (
-                    ListBuilder::new(Float64Builder::new()),
-                    ListBuilder::new(UInt64Builder::new()),
-                )
-            });
-        for g in groups {
-            for (tally, (values, counts)) in
-                [&g.case, &g.control].into_iter().zip(columns.iter_mut())
-            {
-                let runs = tally.all_runs();
-                let ones = runs.iter().all(|&(_, c)| c == 1);
-                for &(x, c) in &runs {
-                    values.values().append_value(x);
-                    if !ones {
-                        counts.values().append_value(c);
-                    }
-                }
-                values.append(true);
-                counts.append(true);
-            }
-        }
-        let [
-            (mut case_values, mut case_counts),
-            (mut control_values, mut control_counts),
-        ] = columns;
-        Ok(vec![
-            Arc::new(case_values.finish()),
-            Arc::new(case_counts.finish()),
-            Arc::new(control_values.finish()),
-            Arc::new(control_counts.finish()),
-        ])
+        Ok(GroupValues::arrays(groups.iter()))
     }
 
     fn heap_bytes(&self) -> usize {
@@ -497,7 +518,7 @@ impl GroupState for GroupValues {
     }
 }
 
-fn evaluate_groups(
+pub(crate) fn evaluate_groups(
     statistic: RankStatistic,
     options: Options,
     groups: &mut [GroupValues],

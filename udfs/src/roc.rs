@@ -188,6 +188,33 @@ fn point_fields() -> Fields {
     float_fields(&POINT_FIELDS)
 }
 
+/// Sorts each group and builds its curve; None for an empty group.
+fn curves(
+    groups: &mut [GroupValues],
+) -> impl Iterator<Item = Option<Vec<crate::kernels::roc::RocPoint>>> + '_ {
+    groups.iter_mut().map(|g| {
+        g.compact();
+        (!g.case.is_empty() && !g.control.is_empty()).then(|| roc_curve(&g.case, &g.control))
+    })
+}
+
+/// `youden`'s {threshold, sensitivity, specificity, j} of each group.
+pub(crate) fn youden_array(groups: &mut [GroupValues]) -> Result<ArrayRef> {
+    float_struct(
+        &YOUDEN_FIELDS,
+        curves(groups).map(|curve| {
+            curve.and_then(|c| youden(&c)).map(|p| {
+                [
+                    Some(p.threshold),
+                    Some(p.sensitivity),
+                    Some(p.specificity),
+                    Some(p.sensitivity + p.specificity - 1.0),
+                ]
+            })
+        }),
+    )
+}
+
 /// The aggregate UDF of one ROC function.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct RocUdaf {
@@ -212,34 +239,15 @@ impl RocUdaf {
         }
     }
 
+    /// Which function this computes.
+    pub fn function(&self) -> RocFunction {
+        self.function
+    }
+
     fn one_marker(&self, args: &AccumulatorArgs) -> Result<Evaluate<GroupValues>> {
         let name = self.name();
-        // Sorts each group and builds its curve; None for an empty group.
-        fn curves(
-            groups: &mut [GroupValues],
-        ) -> impl Iterator<Item = Option<Vec<crate::kernels::roc::RocPoint>>> + '_ {
-            groups.iter_mut().map(|g| {
-                g.compact();
-                (!g.case.is_empty() && !g.control.is_empty())
-                    .then(|| roc_curve(&g.case, &g.control))
-            })
-        }
         Ok(match self.function {
-            RocFunction::Youden => Evaluate::new(|groups: &mut [GroupValues]| {
-                float_struct(
-                    &YOUDEN_FIELDS,
-                    curves(groups).map(|curve| {
-                        curve.and_then(|c| youden(&c)).map(|p| {
-                            [
-                                Some(p.threshold),
-                                Some(p.sensitivity),
-                                Some(p.specificity),
-                                Some(p.sensitivity + p.specificity - 1.0),
-                            ]
-                        })
-                    }),
-                )
-            }),
+            RocFunction::Youden => Evaluate::new(youden_array),
             RocFunction::SensitivityAtSpecificity | RocFunction::SpecificityAtSensitivity => {
                 let (given, what) = if self.function == RocFunction::SensitivityAtSpecificity {
                     (Given::Specificity, "spec")

@@ -31,22 +31,30 @@ pub fn for_each_row(
     filter: Option<&BooleanArray>,
     mut f: impl FnMut(usize, f64, bool),
 ) -> Result<()> {
+    for_each_labelled(values, filter, |row, x, is_case| {
+        if x.is_finite() {
+            f(row, x, is_case)
+        }
+    })
+}
+
+/// Calls `f(row, value, is_case)` for every row whose value and label are non-NULL and whose
+/// filter (if any) is true, NaN and infinite values included.
+pub fn for_each_labelled(
+    values: &[ArrayRef],
+    filter: Option<&BooleanArray>,
+    mut f: impl FnMut(usize, f64, bool),
+) -> Result<()> {
     let (Some(value), Some(label)) = (values.first(), values.get(1)) else {
         return exec_err!("expected (value, is_case) arrays, got {}", values.len());
     };
     let value = value.as_primitive::<Float64Type>();
     let label = label.as_boolean();
     for row in 0..value.len() {
-        if value.is_null(row) || label.is_null(row) {
+        if value.is_null(row) || label.is_null(row) || !passes(filter, row) {
             continue;
         }
-        if !passes(filter, row) {
-            continue;
-        }
-        let x = value.value(row);
-        if x.is_finite() {
-            f(row, x, label.value(row));
-        }
+        f(row, value.value(row), label.value(row));
     }
     Ok(())
 }
