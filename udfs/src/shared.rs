@@ -169,7 +169,7 @@ impl AggregateUDFImpl for SharedTwoGroup {
 #[derive(Debug, Default, Clone)]
 struct SharedValues {
     values: GroupValues,
-    /// `[label][kind]`: label 0 = cases, 1 = controls; kind in [`NonFinite`] order.
+    /// `[label][kind]`: label 0 = cases, 1 = controls; kind in [`NONFINITE`] order.
     nonfinite: [[u64; 4]; 2],
 }
 

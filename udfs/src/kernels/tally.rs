@@ -44,7 +44,8 @@ impl Tally {
 
     fn maybe_compact(&mut self) {
         // Half the compacted size: the tail never holds more than a third of the values, and
-        // each value is merged O(1) times on average.
+        // each value is merged O(1) times on average. (A tail as large as the compacted part
+        // is 5 % faster on the L report but makes it spill at a 256 MiB limit.)
         if self.tail.len() + self.tail_runs.len() >= MIN_TAIL.max(self.values.len() / 2) {
             self.compact();
         }
@@ -55,51 +56,56 @@ impl Tally {
         if self.tail.is_empty() && self.tail_runs.is_empty() {
             return;
         }
-        let mut new: Vec<(f64, u64)> = std::mem::take(&mut self.tail_runs);
-        new.extend(self.tail.drain(..).map(|x| (x, 1)));
-        self.tail.shrink_to(MIN_TAIL);
-        new.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-        let mut values = Vec::with_capacity(self.values.len() + new.len());
-        let mut counts: Vec<u64> = Vec::new();
-        let push = |values: &mut Vec<f64>, counts: &mut Vec<u64>, x: f64, c: u64| {
-            if values.last() == Some(&x) {
-                if counts.is_empty() {
-                    counts.resize(values.len(), 1);
-                }
-                if let Some(last) = counts.last_mut() {
-                    *last += c;
-                }
-                return;
-            }
-            let counted = c > 1 || !counts.is_empty();
-            if counted && counts.is_empty() {
-                counts.resize(values.len(), 1);
-            }
-            values.push(x);
-            if counted {
-                counts.push(c);
-            }
-        };
+        // The new values: sorted in place (8-byte keys), and the merged-in runs sorted.
+        self.tail.sort_unstable_by(f64::total_cmp);
+        let mut runs = std::mem::take(&mut self.tail_runs);
+        runs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         let old = std::mem::take(&mut self.values);
         let old_counts = std::mem::take(&mut self.counts);
-        let (mut i, mut j) = (0, 0);
-        while i < old.len() || j < new.len() {
-            let take_old = match (old.get(i), new.get(j)) {
-                (Some(a), Some(b)) => a.total_cmp(&b.0) != Ordering::Greater,
-                (Some(_), None) => true,
-                _ => false,
-            };
-            if take_old {
-                let c = old_counts.get(i).copied().unwrap_or(1);
-                push(&mut values, &mut counts, old[i], c);
-                i += 1;
-            } else {
-                push(&mut values, &mut counts, new[j].0, new[j].1);
-                j += 1;
+        // One pass over the three sorted sequences, counting as it goes (−0 and 0 are one
+        // value: equal by ==, adjacent in total order). Counts are kept for every value and
+        // dropped at the end if they are all 1.
+        let capacity = old.len() + self.tail.len() + runs.len();
+        let mut values: Vec<f64> = Vec::with_capacity(capacity);
+        let mut counts: Vec<u64> = Vec::with_capacity(capacity);
+        let (mut i, mut j, mut k) = (0, 0, 0);
+        loop {
+            // The smallest head of the three sequences.
+            let mut next: Option<(f64, u64, u8)> = old
+                .get(i)
+                .map(|&x| (x, old_counts.get(i).copied().unwrap_or(1), 0));
+            if let Some(&x) = self.tail.get(j)
+                && next.is_none_or(|(y, _, _)| x.total_cmp(&y) == Ordering::Less)
+            {
+                next = Some((x, 1, 1));
+            }
+            if let Some(&(x, c)) = runs.get(k)
+                && next.is_none_or(|(y, _, _)| x.total_cmp(&y) == Ordering::Less)
+            {
+                next = Some((x, c, 2));
+            }
+            let Some((x, c, from)) = next else { break };
+            match from {
+                0 => i += 1,
+                1 => j += 1,
+                _ => k += 1,
+            }
+            match (values.last(), counts.last_mut()) {
+                (Some(&last), Some(count)) if last == x => *count += c,
+                _ => {
+                    values.push(x);
+                    counts.push(c);
+                }
             }
         }
-        values.shrink_to_fit();
+        self.tail.clear();
+        self.tail.shrink_to(MIN_TAIL);
+        // Exactly as much as the values need: the state's size() is what the pool sees.
+        if counts.iter().all(|&c| c == 1) {
+            counts = Vec::new();
+        }
         counts.shrink_to_fit();
+        values.shrink_to_fit();
         self.values = values;
         self.counts = counts;
     }
