@@ -805,12 +805,13 @@ async fn eight_reports_under_one_gib_all_finish() {
             assert_eq!(got.len(), want.len());
             assert_eq!(got[0], want[0], "the order of the biomarkers");
             for (g, w) in got.iter().zip(want).skip(1) {
-                // Text and CSV print doubles alike; means may differ in the last bits with
-                // the order partial states merge in.
+                // Text and CSV print doubles alike. Moment statistics depend in their last
+                // bits on the order partial states merge in, and a tiny p-value amplifies
+                // that (seen: 1e-13 relative on Welch p near 1e-267); 1e-9 leaves room.
                 let (g, w) = (g.parse::<f64>().ok(), w.parse::<f64>().ok());
                 match (g, w) {
                     (Some(g), Some(w)) => assert!(
-                        g == w || (g - w).abs() <= 1e-12 * w.abs(),
+                        g == w || (g - w).abs() <= 1e-9 * w.abs(),
                         "{} {g} against {w}",
                         got[0]
                     ),
