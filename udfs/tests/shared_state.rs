@@ -110,7 +110,8 @@ async fn plan(ctx: &SessionContext, sql: &str) -> String {
 }
 
 /// The report's shape and more: several statistics, options, medians of both labels, a second
-/// marker (the integer k, cast), aggregates that must stay alone.
+/// marker (the integer k, cast), aggregates that must stay alone. (No moment statistics: their
+/// last bits depend on the order partial states merge in, so two runs may differ.)
 const QUERY: &str = "
     SELECT g,
            count(v) FILTER (WHERE c) AS n_case,
@@ -127,7 +128,7 @@ const QUERY: &str = "
            mann_whitney(k, c) AS mw_k,
            median(k) FILTER (WHERE c) AS median_k,
            auc(v, c) FILTER (WHERE k > 2) AS auc_filtered,
-           welch_t_test(v, c)['p'] AS welch
+           count(*) AS n
     FROM t GROUP BY g ORDER BY g";
 
 #[tokio::test]
