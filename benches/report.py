@@ -18,7 +18,6 @@ benches/README.md.
 """
 import argparse
 import csv
-import math
 import os
 import pathlib
 import platform

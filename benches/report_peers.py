@@ -45,7 +45,6 @@ def finish(df, out):
     """
     import numpy as np
     import scipy.stats
-    from statsmodels.stats.multitest import multipletests
 
     n1 = df["n_case"].to_numpy(dtype=float)
     n2 = df["n_control"].to_numpy(dtype=float)

@@ -607,9 +607,8 @@ async fn sessions_are_separate_and_limited() {
     );
     assert!(rows[0][0].parse::<u64>().unwrap() > 1_000_000, "{rows:?}");
     let spilled = server
-        .audit()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .audit_events()
+        .into_iter()
         .find(|e| {
             e["statement"]
                 .as_str()
@@ -835,9 +834,8 @@ async fn eight_reports_under_one_gib_all_finish() {
     // The audit log has each report with its rows and its peak memory, within the per-query
     // share of the limit that admission control gave it.
     let reports: Vec<serde_json::Value> = server
-        .audit()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .audit_events()
+        .into_iter()
         .filter(|e| e["event"] == "statement" && e["rows"] == 1_000)
         .collect();
     assert_eq!(reports.len(), 8, "{reports:?}");

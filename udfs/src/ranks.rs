@@ -356,6 +356,18 @@ impl GroupValues {
         self.control.compact();
     }
 
+    /// Adds a finite value to the cases' or the controls' tally; returns by how many bytes the
+    /// heap grew (or shrank, when compacting).
+    pub(crate) fn push(&mut self, x: f64, is_case: bool) -> isize {
+        let before = self.bytes() as isize;
+        if is_case {
+            self.case.push(x)
+        } else {
+            self.control.push(x)
+        }
+        self.bytes() as isize - before
+    }
+
     pub(crate) fn bytes(&self) -> usize {
         self.case.heap_bytes() + self.control.heap_bytes()
     }
@@ -459,14 +471,7 @@ impl GroupState for GroupValues {
     ) -> Result<isize> {
         let mut grew = 0isize;
         for_each_row(values, filter, |row, x, is_case| {
-            let g = &mut groups[group(row)];
-            let before = g.bytes() as isize;
-            if is_case {
-                g.case.push(x)
-            } else {
-                g.control.push(x)
-            }
-            grew += g.bytes() as isize - before;
+            grew += groups[group(row)].push(x, is_case);
         })?;
         Ok(grew)
     }

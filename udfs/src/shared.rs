@@ -174,7 +174,7 @@ struct SharedValues {
 }
 
 /// The order of the non-finite counts: −NaN, −∞, +∞, +NaN.
-const NONFINITE: [f64; 4] = [f64::NAN, f64::NEG_INFINITY, f64::INFINITY, f64::NAN];
+const NONFINITE: [f64; 4] = [-f64::NAN, f64::NEG_INFINITY, f64::INFINITY, f64::NAN];
 
 fn nonfinite_kind(x: f64) -> usize {
     match (x.is_nan(), x.is_sign_negative()) {
@@ -196,13 +196,7 @@ impl GroupState for SharedValues {
         for_each_labelled(values, filter, |row, x, is_case| {
             let g = &mut groups[group(row)];
             if x.is_finite() {
-                let before = g.values.bytes() as isize;
-                if is_case {
-                    g.values.case.push(x)
-                } else {
-                    g.values.control.push(x)
-                }
-                grew += g.values.bytes() as isize - before;
+                grew += g.values.push(x, is_case);
             } else {
                 g.nonfinite[usize::from(!is_case)][nonfinite_kind(x)] += 1;
             }
@@ -267,7 +261,7 @@ fn median_array(groups: &[SharedValues], values: &[GroupValues], case: bool) -> 
         // The k-th value (0-based) in total order.
         let at = |k: u64| -> f64 {
             if k < counts[0] {
-                return -NONFINITE[0];
+                return NONFINITE[0];
             }
             if k < below {
                 return NONFINITE[1];
