@@ -359,13 +359,11 @@ impl GroupValues {
     /// Adds a finite value to the cases' or the controls' tally; returns by how many bytes the
     /// heap grew (or shrank, when compacting).
     pub(crate) fn push(&mut self, x: f64, is_case: bool) -> isize {
-        let before = self.bytes() as isize;
         if is_case {
             self.case.push(x)
         } else {
             self.control.push(x)
         }
-        self.bytes() as isize - before
     }
 
     pub(crate) fn bytes(&self) -> usize {
@@ -393,7 +391,9 @@ impl GroupValues {
             let values = values.as_primitive::<Float64Type>().values();
             let counts = counts.as_primitive::<UInt64Type>().values();
             if counts.is_empty() {
-                values.iter().for_each(|&x| tally.push(x));
+                for &x in values {
+                    tally.push(x);
+                }
             } else if counts.len() == values.len() {
                 for (&x, &c) in values.iter().zip(counts.iter()) {
                     tally.push_run(x, c);

@@ -157,7 +157,9 @@ mod tests {
         // 3 cases all above 3 controls: D = 1, p = 2 / C(6, 3).
         let tally = |v: &[f64]| {
             let mut t = Tally::default();
-            v.iter().for_each(|&x| t.push(x));
+            v.iter().for_each(|&x| {
+                t.push(x);
+            });
             t.compact();
             t
         };

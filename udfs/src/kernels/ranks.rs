@@ -207,7 +207,9 @@ mod tests {
     fn u_counts_controls_below_and_half_the_ties() {
         let tally = |v: &[f64]| {
             let mut t = Tally::default();
-            v.iter().for_each(|&x| t.push(x));
+            v.iter().for_each(|&x| {
+                t.push(x);
+            });
             t.compact();
             t
         };
@@ -225,8 +227,12 @@ mod tests {
         let (mut case, mut control) = (Tally::default(), Tally::default());
         let case_values: Vec<f64> = (0..6_000).map(|i| value(i * 3 + 1)).collect();
         let control_values: Vec<f64> = (0..9_000).map(|i| value(i * 5 + 2)).collect();
-        case_values.iter().for_each(|&x| case.push(x));
-        control_values.iter().for_each(|&x| control.push(x));
+        case_values.iter().for_each(|&x| {
+            case.push(x);
+        });
+        control_values.iter().for_each(|&x| {
+            control.push(x);
+        });
         case.compact();
         control.compact();
         let s = rank_sums(&case, &control);

@@ -291,7 +291,9 @@ mod tests {
 
     fn tally(v: &[f64]) -> Tally {
         let mut t = Tally::default();
-        v.iter().for_each(|&x| t.push(x));
+        v.iter().for_each(|&x| {
+            t.push(x);
+        });
         t.compact();
         t
     }
