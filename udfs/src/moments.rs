@@ -190,6 +190,11 @@ impl MomentUdaf {
 }
 
 impl MomentUdaf {
+    /// Which statistic this computes.
+    pub fn statistic(&self) -> MomentStatistic {
+        self.statistic
+    }
+
     fn evaluate(&self) -> Evaluate<TwoGroups> {
         let statistic = self.statistic;
         Evaluate::new(move |groups: &mut [TwoGroups]| evaluate_groups(statistic, groups))
@@ -357,7 +362,10 @@ impl GroupState for TwoGroups {
 }
 
 /// Evaluates the statistic of every group into one array.
-fn evaluate_groups(statistic: MomentStatistic, groups: &[TwoGroups]) -> Result<ArrayRef> {
+pub(crate) fn evaluate_groups(
+    statistic: MomentStatistic,
+    groups: &[TwoGroups],
+) -> Result<ArrayRef> {
     if !statistic.is_t_test() {
         let values = groups.iter().map(|g| match statistic.evaluate(g) {
             Statistic::Value(v) => v,

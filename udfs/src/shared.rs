@@ -1,27 +1,38 @@
-//! One state for every rank statistic of the same `(value, is_case)` in a GROUP BY.
+//! One state for every two-group statistic of the same `(value, is_case)` in a GROUP BY.
 //!
 //! The discrimination report asks for the AUC with its interval, the Mann-Whitney test, the
-//! Youden point and the median of each group, all of the same value and label. Each of these
-//! aggregates would keep its own copy of every distinct value (and DataFusion's `median` every
-//! value), so the report would hold the biomarker's values five times and sort them five
+//! Youden point, Welch's test, the fold change, and the count, mean and median of each group,
+//! all of the same value and label. Each of these aggregates would keep its own state and
+//! visit every row (and DataFusion's `median` would keep every value), so the report would
+//! hold a biomarker's values five times, sort them five times and read each row twelve
 //! times. The optimizer rule [`ShareTwoGroupState`] gives them one state instead: it replaces
 //! them in an Aggregate by one internal aggregate, [`SharedTwoGroup`], which keeps the tallies
-//! once and evaluates every statistic from them into one STRUCT, and a projection above picks
-//! each statistic out under its original name. Results are identical (the same kernels run on
-//! the same tallies; tests/shared_state.rs compares every statistic with the rule on and off).
+//! once (each row is visited once, to be added to them) and evaluates every statistic from
+//! them into one STRUCT, and a projection above picks each statistic out under its original
+//! name.
 //!
 //! What is shared: `auc`, `auc_ci`, `mann_whitney`, `ks_test` and `youden` without FILTER,
-//! DISTINCT or ORDER BY, and `median(value) FILTER (WHERE is_case)` /
-//! `FILTER (WHERE NOT is_case)` of the same DOUBLE value. `median` keeps NaN and infinite
-//! values, which the rank statistics skip, so the shared state counts them on the side and
-//! places them where DataFusion's `median` sorts them (total order: −NaN, −∞, finite values,
-//! +∞, +NaN). A group of one aggregate is left alone.
+//! DISTINCT or ORDER BY (the statistics that need every value; a state is only formed around
+//! them), and joining them, of the same DOUBLE value and label: the moment statistics
+//! (`welch_t_test`, `student_t_test`, `cohens_d`, `hedges_g`, `fold_change`,
+//! `log2_fold_change`), and `median(value)`, `count(value)` and `avg(value)` with `FILTER
+//! (WHERE is_case)` or `FILTER (WHERE NOT is_case)`. A group of one aggregate is left alone.
+//!
+//! Results: the rank statistics, medians and counts are identical (the same kernels run on the
+//! same tallies); tests/shared_state.rs compares them with the rule on and off. `median`,
+//! `count` and `avg` keep NaN and infinite values, which the tallies skip, so the shared state
+//! counts them on the side and places them where DataFusion puts them (total order for the
+//! median: −NaN, −∞, finite values, +∞, +NaN). Moments and means come from the tallies in two
+//! passes over the distinct values (`Moments::from_runs`), where the separate aggregates use a
+//! one-pass update in the order rows arrive: the two agree to rounding (the separate ones
+//! already differ in their last bits from run to run, as partial states merge in a different
+//! order), and the shared ones are the more accurate and do not depend on that order.
 
 use std::any::Any;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, ListBuilder, StructArray, UInt64Builder,
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, ListBuilder, StructArray, UInt64Builder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, UInt64Type};
 use datafusion::common::tree_node::Transformed;
@@ -37,6 +48,8 @@ use datafusion::logical_expr::{
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use crate::kernels::PValueMethod;
+use crate::kernels::moments::{Moments, TwoGroups};
+use crate::moments::{MomentStatistic, MomentUdaf};
 use crate::ranks::{GroupValues, Options, RankStatistic, RankUdaf, evaluate_groups};
 use crate::roc::{RocFunction, RocUdaf, youden_array};
 use crate::state::{Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator};
@@ -48,8 +61,42 @@ enum Item {
     /// A rank statistic with its method and the bits of its confidence level.
     Rank(RankStatistic, PValueMethod, u64),
     Youden,
-    /// The median of the cases (true) or of the controls (false).
+    /// A moment statistic (Welch's t test, the fold change, ...).
+    Moment(MomentStatistic),
+    /// `median(value)` of the cases (true) or of the controls (false).
     Median(bool),
+    /// `count(value)` of the cases or of the controls.
+    Count(bool),
+    /// `avg(value)` of the cases or of the controls.
+    Mean(bool),
+}
+
+impl Item {
+    /// A filtered statistic of the cases (`case`) or of the controls; other items as they are.
+    fn for_label(self, case: bool) -> Item {
+        match self {
+            Item::Median(_) => Item::Median(case),
+            Item::Count(_) => Item::Count(case),
+            Item::Mean(_) => Item::Mean(case),
+            other => other,
+        }
+    }
+
+    /// The same filtered statistic of the other label.
+    fn other_label(self) -> Item {
+        match self {
+            Item::Median(c) => Item::Median(!c),
+            Item::Count(c) => Item::Count(!c),
+            Item::Mean(c) => Item::Mean(!c),
+            other => other,
+        }
+    }
+
+    /// Whether the statistic needs every value (a rank statistic): only those make a shared
+    /// state worth keeping; the others join one.
+    fn needs_values(self) -> bool {
+        matches!(self, Item::Rank(..) | Item::Youden)
+    }
 }
 
 /// Which rows go to which item: the candidate aggregate calls of an Aggregate node.
@@ -66,8 +113,8 @@ struct Candidate {
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct SharedTwoGroup {
     items: Vec<Item>,
-    /// The items' result types, in order.
-    types: Vec<DataType>,
+    /// The items' result types and whether they can be NULL, in order.
+    types: Vec<(DataType, bool)>,
     signature: Signature,
 }
 
@@ -75,7 +122,7 @@ pub struct SharedTwoGroup {
 pub const SHARED_NAME: &str = "discern_shared_ranks";
 
 impl SharedTwoGroup {
-    fn new(items: Vec<Item>, types: Vec<DataType>) -> Self {
+    fn new(items: Vec<Item>, types: Vec<(DataType, bool)>) -> Self {
         Self {
             items,
             types,
@@ -90,7 +137,7 @@ impl SharedTwoGroup {
         self.types
             .iter()
             .enumerate()
-            .map(|(i, t)| Field::new(i.to_string(), t.clone(), true))
+            .map(|(i, (t, nullable))| Field::new(i.to_string(), t.clone(), *nullable))
             .collect()
     }
 
@@ -105,6 +152,21 @@ impl SharedTwoGroup {
                     std::mem::take(&mut g.values)
                 })
                 .collect();
+            // Moments of the finite values, from the tallies, if a statistic needs them.
+            let moments: Vec<TwoGroups> = if items
+                .iter()
+                .any(|i| matches!(i, Item::Moment(_) | Item::Mean(_)))
+            {
+                values
+                    .iter()
+                    .map(|v| TwoGroups {
+                        control: Moments::from_runs(v.control.runs()),
+                        case: Moments::from_runs(v.case.runs()),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let mut columns = Vec::with_capacity(items.len());
             for item in &items {
                 columns.push(match *item {
@@ -116,7 +178,12 @@ impl SharedTwoGroup {
                         evaluate_groups(statistic, options, &mut values)?
                     }
                     Item::Youden => youden_array(&mut values)?,
+                    Item::Moment(statistic) => {
+                        crate::moments::evaluate_groups(statistic, &moments)?
+                    }
                     Item::Median(case) => median_array(groups, &values, case),
+                    Item::Count(case) => count_array(groups, &values, case),
+                    Item::Mean(case) => mean_array(groups, &moments, case),
                 });
             }
             Ok(Arc::new(StructArray::try_new(fields.clone(), columns, None)?) as ArrayRef)
@@ -288,6 +355,41 @@ fn median_array(groups: &[SharedValues], values: &[GroupValues], case: bool) -> 
     Arc::new(Float64Array::from_iter(medians))
 }
 
+/// The count of non-NULL values of the cases or the controls of each group, as `count(value)
+/// FILTER (WHERE is_case)` (or `NOT is_case`) counts them: NaN and ±∞ included.
+fn count_array(groups: &[SharedValues], values: &[GroupValues], case: bool) -> ArrayRef {
+    let counts = groups.iter().zip(values).map(|(g, v)| {
+        let tally = if case { &v.case } else { &v.control };
+        let n = tally.len() + g.nonfinite[usize::from(!case)].iter().sum::<u64>();
+        i64::try_from(n).unwrap_or(i64::MAX)
+    });
+    Arc::new(Int64Array::from_iter_values(counts))
+}
+
+/// The mean of the cases or the controls of each group, as `avg(value) FILTER (...)`: NULL
+/// without values, NaN with a NaN or with both infinities, ±∞ with one of them, otherwise the
+/// mean of the finite values. DataFusion's `avg` adds the values in the order they arrive;
+/// this is the mean of the exact sum (see `Moments::from_runs`), so the two can differ in the
+/// last bits, this one being the correctly rounded one.
+fn mean_array(groups: &[SharedValues], moments: &[TwoGroups], case: bool) -> ArrayRef {
+    let means = groups.iter().zip(moments).map(|(g, m)| {
+        let m = if case { &m.case } else { &m.control };
+        let [negative_nan, minus_infinity, plus_infinity, nan] = g.nonfinite[usize::from(!case)];
+        if m.n + negative_nan + minus_infinity + plus_infinity + nan == 0 {
+            None
+        } else if negative_nan + nan > 0 || (minus_infinity > 0 && plus_infinity > 0) {
+            Some(f64::NAN)
+        } else if minus_infinity > 0 {
+            Some(f64::NEG_INFINITY)
+        } else if plus_infinity > 0 {
+            Some(f64::INFINITY)
+        } else {
+            Some(m.mean())
+        }
+    });
+    Arc::new(Float64Array::from_iter(means))
+}
+
 /// The optimizer rule that gives rank statistics of the same arguments one state.
 #[derive(Debug, Default)]
 pub struct ShareTwoGroupState;
@@ -342,8 +444,9 @@ fn string_literal(expr: Option<&Expr>) -> Option<&str> {
     }
 }
 
-/// What `expr` asks of a shared state, if it can be shared: (item, value, label).
-fn rank_candidate(call: &AggregateFunction) -> Option<(Item, Expr, Expr)> {
+/// What a call of one of our two-group aggregates asks of a shared state, if it can be
+/// shared: (item, value, label).
+fn two_group_candidate(call: &AggregateFunction) -> Option<(Item, Expr, Expr)> {
     let AggregateFunctionParams {
         args,
         distinct,
@@ -378,6 +481,8 @@ fn rank_candidate(call: &AggregateFunction) -> Option<(Item, Expr, Expr)> {
             return None;
         }
         Item::Youden
+    } else if let Some(moment) = inner.downcast_ref::<MomentUdaf>() {
+        Item::Moment(moment.statistic())
     } else {
         return None;
     };
@@ -387,20 +492,22 @@ fn rank_candidate(call: &AggregateFunction) -> Option<(Item, Expr, Expr)> {
     }
 }
 
-/// `median(value) FILTER (WHERE label)` or `FILTER (WHERE NOT label)`: (is the filter the
-/// cases, value, label).
-fn median_candidate(call: &AggregateFunction) -> Option<(bool, &Expr, &Expr)> {
+/// `median(value)`, `count(value)` or `avg(value)` with `FILTER (WHERE label)` or `FILTER
+/// (WHERE NOT label)`: (the item, as if the filter were the cases, value, label).
+fn filtered_candidate(call: &AggregateFunction) -> Option<(Item, &Expr, &Expr)> {
     let params = &call.params;
-    if call.func.name() != "median"
-        || params.distinct
-        || !params.order_by.is_empty()
-        || params.args.len() != 1
-    {
+    let item = match call.func.name() {
+        "median" => Item::Median(true),
+        "count" => Item::Count(true),
+        "avg" => Item::Mean(true),
+        _ => return None,
+    };
+    if params.distinct || !params.order_by.is_empty() || params.args.len() != 1 {
         return None;
     }
     match params.filter.as_deref()? {
-        Expr::Not(label) => Some((false, &params.args[0], label.as_ref())),
-        label => Some((true, &params.args[0], label)),
+        Expr::Not(label) => Some((item.for_label(false), &params.args[0], label.as_ref())),
+        label => Some((item, &params.args[0], label)),
     }
 }
 
@@ -433,7 +540,7 @@ fn share(aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
         let Some(call) = aggregate_call(expr) else {
             continue;
         };
-        if let Some((item, value, label)) = rank_candidate(call) {
+        if let Some((item, value, label)) = two_group_candidate(call) {
             candidates.push(Candidate {
                 position,
                 item,
@@ -442,20 +549,21 @@ fn share(aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
             });
         }
     }
-    // Medians join a group of rank statistics of the same value and label.
+    // Filtered medians, counts and means join a group of rank statistics of the same value
+    // and label.
     for (position, expr) in aggregate.aggr_expr.iter().enumerate() {
-        let Some((case, value, label)) = aggregate_call(expr).and_then(median_candidate) else {
+        let Some((item, value, label)) = aggregate_call(expr).and_then(filtered_candidate) else {
             continue;
         };
         let input = aggregate.input.as_ref();
-        let (label, case) = match resolve(label, input) {
-            Expr::Not(inner) => (*inner, !case),
-            resolved => (resolved, case),
+        let (label, item) = match resolve(label, input) {
+            Expr::Not(inner) => (*inner, item.other_label()),
+            resolved => (resolved, item),
         };
         let (value, label) = (&resolve(value, input), &label);
         // The rank statistics' own arguments (valid against the aggregate's input).
         let same_arguments = candidates.iter().find(|c| {
-            !matches!(c.item, Item::Median(_))
+            c.item.needs_values()
                 && &resolve(&c.value, input) == value
                 && &resolve(&c.label, input) == label
         });
@@ -465,7 +573,7 @@ fn share(aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
             let (value, label) = (c.value.clone(), c.label.clone());
             candidates.push(Candidate {
                 position,
-                item: Item::Median(case),
+                item,
                 value,
                 label,
             });
@@ -482,7 +590,9 @@ fn share(aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
             None => groups.push((c.value.clone(), c.label.clone(), vec![i])),
         }
     }
-    groups.retain(|(_, _, members)| members.len() >= 2);
+    groups.retain(|(_, _, members)| {
+        members.len() >= 2 && members.iter().any(|&m| candidates[m].item.needs_values())
+    });
     if groups.is_empty() {
         return Ok(None);
     }
@@ -497,16 +607,12 @@ fn share(aggregate: &Aggregate) -> Result<Option<LogicalPlan>> {
         let name = format!("__{SHARED_NAME}_{k}");
         let mut items = Vec::with_capacity(members.len());
         let mut types = Vec::with_capacity(members.len());
-        for (field, &m) in members.iter().enumerate() {
+        for (at, &m) in members.iter().enumerate() {
             let c = &candidates[m];
             items.push(c.item);
-            types.push(
-                original
-                    .field(group_fields + c.position)
-                    .data_type()
-                    .clone(),
-            );
-            source[c.position] = Some((name.clone(), field));
+            let field = original.field(group_fields + c.position);
+            types.push((field.data_type().clone(), field.is_nullable()));
+            source[c.position] = Some((name.clone(), at));
         }
         let udaf = AggregateUDF::from(SharedTwoGroup::new(items, types));
         shared_exprs.push(

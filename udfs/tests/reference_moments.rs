@@ -1,7 +1,8 @@
 //! The moment statistics against scipy / mpmath reference values
 //! (`testdata/reference/moments.py` → `moments.json`), through DataFusion, on three paths:
 //! one Accumulator per case (no GROUP BY), one GroupsAccumulator over all cases (GROUP BY),
-//! and tiny batches over several partitions (partial states merged).
+//! and tiny batches over several partitions (partial states merged); and beside a rank
+//! statistic, where they are evaluated from the shared state's tallies (`shared.rs`).
 //!
 //! The references are exact (mpmath at 60 digits on the exact moments of the double inputs,
 //! cross-checked against scipy), so one tolerance holds for everything: 1e-12 relative for
@@ -76,6 +77,12 @@ const FUNCTIONS: [&str; 6] = [
 ];
 
 async fn run(partitions: usize, batch: usize, grouped: bool) {
+    run_with(partitions, batch, grouped, false).await
+}
+
+/// `shared`: the query also asks for an AUC of the same arguments, so the optimizer rule
+/// evaluates the moments from the tallies of one shared state.
+async fn run_with(partitions: usize, batch: usize, grouped: bool, shared: bool) {
     let reference = common::reference("moments.json");
     let cases = reference["cases"].as_array().unwrap();
     let config = SessionConfig::new()
@@ -85,15 +92,30 @@ async fn run(partitions: usize, batch: usize, grouped: bool) {
     discern_udfs::register_all(&ctx).unwrap();
     ctx.register_table("t", Arc::new(common::table(cases, partitions, batch)))
         .unwrap();
-    let calls: Vec<String> = FUNCTIONS
+    let mut calls: Vec<String> = FUNCTIONS
         .iter()
         .map(|f| format!("{f}(value, is_case) AS {f}"))
         .collect();
-    let path = format!("{partitions} partitions, batches of {batch}, grouped={grouped}");
+    if shared {
+        calls.push("auc(value, is_case) AS auc".into());
+    }
+    let path =
+        format!("{partitions} partitions, batches of {batch}, grouped={grouped}, shared={shared}");
     let batches = if grouped {
         let sql = format!(
             "SELECT case_id, {} FROM t GROUP BY case_id ORDER BY case_id",
             calls.join(", ")
+        );
+        let explained = ctx.sql(&format!("EXPLAIN {sql}")).await.unwrap();
+        let explained = datafusion::arrow::util::pretty::pretty_format_batches(
+            &explained.collect().await.unwrap(),
+        )
+        .unwrap()
+        .to_string();
+        assert_eq!(
+            explained.contains("discern_shared_ranks"),
+            shared,
+            "{path}: {explained}"
         );
         ctx.sql(&sql).await.unwrap().collect().await.unwrap()
     } else {
@@ -126,6 +148,12 @@ async fn moments_match_the_reference_grouped() {
 async fn moments_match_the_reference_when_partial_states_merge() {
     run(4, 7, true).await;
     run(3, 5, false).await;
+}
+
+#[tokio::test]
+async fn moments_match_the_reference_from_the_shared_state() {
+    run_with(1, 8192, true, true).await;
+    run_with(4, 7, true, true).await;
 }
 
 #[tokio::test]

@@ -163,11 +163,117 @@ async fn lone_or_filtered_calls_are_left_alone() {
         "SELECT g, auc(v, c) FILTER (WHERE k > 1), auc(v, c) FILTER (WHERE k > 2) FROM t GROUP BY g",
         "SELECT g, median(v) FILTER (WHERE c), median(v) FILTER (WHERE NOT c) FROM t GROUP BY g",
         "SELECT g, auc(v, c), mann_whitney(v, NOT c) FROM t GROUP BY g",
+        // Without a rank statistic the moments keep their own one-pass state.
+        "SELECT g, welch_t_test(v, c), log2_fold_change(v, c), avg(v) FILTER (WHERE c) FROM t GROUP BY g",
+        // Unfiltered, or filtered by something else, count and avg are not a group's.
+        "SELECT g, auc(v, c), avg(v), count(v) FILTER (WHERE k > 2) FROM t GROUP BY g",
     ] {
         let explained = plan(&ctx, sql).await;
         assert!(
             !explained.contains("discern_shared_ranks"),
             "{sql}\n{explained}"
         );
+    }
+}
+
+/// Every leaf of a result as doubles: struct fields flattened, integers cast.
+fn leaves(batches: &[RecordBatch]) -> Vec<(String, Vec<Option<f64>>)> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::compute::cast;
+    fn walk(name: String, array: &ArrayRef, out: &mut Vec<(String, Vec<Option<f64>>)>) {
+        if let Some(fields) = array.as_struct_opt() {
+            for (field, child) in fields.fields().iter().zip(fields.columns()) {
+                walk(format!("{name}.{}", field.name()), child, out);
+            }
+            return;
+        }
+        let doubles = cast(array, &DataType::Float64).unwrap();
+        let doubles = doubles.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        out.push((
+            name,
+            (0..doubles.len())
+                .map(|i| doubles.is_valid(i).then(|| doubles.value(i)))
+                .collect(),
+        ));
+    }
+    let mut columns: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+    for batch in batches {
+        let mut these = Vec::new();
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            walk(field.name().clone(), column, &mut these);
+        }
+        if columns.is_empty() {
+            columns = these;
+        } else {
+            for (all, (_, more)) in columns.iter_mut().zip(these) {
+                all.1.extend(more);
+            }
+        }
+    }
+    columns
+}
+
+/// Moment statistics, counts and means of the cases and controls join the shared state and
+/// are evaluated from its tallies (two passes over the distinct values) instead of one pass
+/// over the rows: the same values to rounding. Reference: the separate aggregates (Welford
+/// with a compensated mean; DataFusion's count and avg), tolerance 1e-12 relative; counts,
+/// NULLs, NaN and infinities exactly.
+#[tokio::test]
+async fn moments_counts_and_means_from_the_shared_state_agree_with_their_own() {
+    const SQL: &str = "
+        SELECT g,
+               count(v) FILTER (WHERE c) AS n_case,
+               count(v) FILTER (WHERE NOT c) AS n_control,
+               avg(v) FILTER (WHERE c) AS mean_case,
+               avg(v) FILTER (WHERE NOT c) AS mean_control,
+               welch_t_test(v, c) AS welch,
+               student_t_test(v, c) AS student,
+               cohens_d(v, c) AS d,
+               hedges_g(v, c) AS g_hedges,
+               fold_change(v, c) AS fc,
+               log2_fold_change(v, c) AS lfc,
+               avg(CAST(k AS DOUBLE)) FILTER (WHERE c) AS mean_k,
+               auc(v, c) AS auc,
+               auc(k, c) AS auc_k
+        FROM t GROUP BY g ORDER BY g";
+    for partitions in [1, 3] {
+        let separate = session(false, partitions);
+        let shared = session(true, partitions);
+        let explained = plan(&shared, SQL).await;
+        for own in ["welch_t_test(", "log2_fold_change(", "avg(", "count("] {
+            assert!(
+                !explained.contains(own),
+                "{own} is still separate:\n{explained}"
+            );
+        }
+        let batches = |ctx: SessionContext| async move {
+            ctx.sql(SQL).await.unwrap().collect().await.unwrap()
+        };
+        let want = leaves(&batches(separate).await);
+        let got = leaves(&batches(shared).await);
+        assert_eq!(got.len(), want.len());
+        let mut compared = 0;
+        for ((name, got), (_, want)) in got.iter().zip(&want) {
+            for (row, (x, y)) in got.iter().zip(want).enumerate() {
+                let same = match (x, y) {
+                    (Some(x), Some(y)) if x.is_finite() && y.is_finite() => {
+                        compared += 1;
+                        (x - y).abs() <= 1e-12 * y.abs().max(1e-300)
+                    }
+                    (Some(x), Some(y)) => x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()),
+                    (None, None) => true,
+                    _ => false,
+                };
+                assert!(
+                    same,
+                    "{name}, group {row}: {x:?} against {y:?} ({partitions} partitions)"
+                );
+            }
+        }
+        // Real numbers were compared, and the non-finite means were met.
+        assert!(compared > 100, "{compared}");
+        let means = &want.iter().find(|c| c.0 == "mean_case").unwrap().1;
+        assert!(means.iter().any(|m| m.is_some_and(f64::is_nan)));
+        assert!(means.iter().any(|m| m.is_some_and(f64::is_infinite)));
     }
 }

@@ -196,7 +196,7 @@ impl Tally {
 
     /// The (value, count) runs in ascending order. Only the compacted part: call
     /// [`Tally::compact`] first to include everything.
-    pub fn runs(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+    pub fn runs(&self) -> impl Iterator<Item = (f64, u64)> + Clone + '_ {
         self.values
             .iter()
             .enumerate()
