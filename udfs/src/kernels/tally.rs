@@ -102,7 +102,7 @@ impl Tally {
             self.add_sorted(runs.iter().copied());
         } else {
             let tail = std::mem::take(&mut self.tail);
-            self.add_sorted(KeyRuns { keys: &tail, at: 0 });
+            self.add_sorted_keys(&tail);
             self.tail = tail;
         }
         self.tail.clear();
@@ -126,16 +126,59 @@ impl Tally {
                 }
                 self.counts[i] += c;
             } else {
-                match fresh.last_mut() {
-                    // −0 after 0 (or a value both pending and in runs): one value.
-                    Some(last) if last.0 == x => last.1 += c,
-                    _ => fresh.push((x, c)),
-                }
+                add_fresh(&mut fresh, x, c);
             }
         }
+        self.insert_fresh(fresh);
+    }
+
+    /// [`Tally::add_sorted`] for the sorted keys of the tail, once values repeat (counts are
+    /// kept): the common case, and the hot loop of a rank statistic. How far to move along the
+    /// held values for the next key is how many of the next eight are smaller (they are
+    /// sorted), counted without a branch per value.
+    fn add_sorted_keys(&mut self, keys: &[u64]) {
+        let n = self.values.len();
+        if self.counts.is_empty() {
+            return self.add_sorted(KeyRuns { keys, at: 0 });
+        }
+        let mut fresh: Vec<(f64, u64)> = Vec::new();
+        let values = self.values.as_slice();
+        let counts = self.counts.as_mut_slice();
+        let mut i = 0;
+        for &k in keys {
+            let x = from_key(k);
+            // To the first held value ≥ x.
+            loop {
+                match values.get(i..i + 8).map(<&[f64; 8]>::try_from) {
+                    Some(Ok(window)) => {
+                        let step: usize = window.iter().map(|&v| usize::from(v < x)).sum();
+                        i += step;
+                        if step < 8 {
+                            break;
+                        }
+                    }
+                    _ => {
+                        while i < n && values[i] < x {
+                            i += 1;
+                        }
+                        break;
+                    }
+                }
+            }
+            match values.get(i) {
+                Some(&v) if v == x => counts[i] += 1,
+                _ => add_fresh(&mut fresh, x, 1),
+            }
+        }
+        self.insert_fresh(fresh);
+    }
+
+    /// Merges values not held before (ascending, distinct) into the sorted runs, from the back.
+    fn insert_fresh(&mut self, fresh: Vec<(f64, u64)>) {
         if fresh.is_empty() {
             return;
         }
+        let n = self.values.len();
         let with_counts = !self.counts.is_empty() || fresh.iter().any(|&(_, c)| c > 1);
         if with_counts && self.counts.is_empty() {
             self.counts = vec![1; n];
@@ -269,6 +312,15 @@ impl Tally {
         (self.values.capacity() + self.tail.capacity()) * size_of::<f64>()
             + self.counts.capacity() * size_of::<u64>()
             + self.tail_runs.capacity() * size_of::<(f64, u64)>()
+    }
+}
+
+/// Appends a value seen for the first time to ascending `fresh`; −0 after 0 (or a value both
+/// pending and in runs) is the same value.
+fn add_fresh(fresh: &mut Vec<(f64, u64)>, x: f64, c: u64) {
+    match fresh.last_mut() {
+        Some(last) if last.0 == x => last.1 += c,
+        _ => fresh.push((x, c)),
     }
 }
 
