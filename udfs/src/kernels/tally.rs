@@ -434,7 +434,9 @@ mod tests {
     fn agrees_with_a_sorted_count_and_reports_its_heap_exactly() {
         // Few distinct values (ties), many (a sorted vector), signed zeros and negative values,
         // single values and merged runs interleaved, across many compactions.
-        for distinct in [3u64, 900, 1_000_000] {
+        // With runs merged in between (partial states) and without (the guided path).
+        for (distinct, runs_every) in [(3u64, 97), (900, 97), (1_000_000, 97), (900, 0), (5_000, 0)]
+        {
             let mut t = Tally::default();
             let mut grew: isize = 0;
             let mut expected = std::collections::BTreeMap::new();
@@ -446,7 +448,7 @@ mod tests {
                 } else {
                     v
                 };
-                if i % 97 == 0 {
+                if runs_every > 0 && i % runs_every == 0 {
                     let c = 1 + r % 5;
                     let before = t.heap_bytes() as isize;
                     t.push_run(x, c);
