@@ -9,10 +9,13 @@
 //! as a plain vector).
 //!
 //! Adding a value is a store into the tail; the work is in the compaction, which the profile of
-//! the discrimination report puts first, so it is written for speed: the tail holds integer
-//! keys that sort in the values' total order (an integer sort is about twice as fast as
-//! `f64::total_cmp`), a first pass adds the counts of values already held in place, and only
-//! values seen for the first time are merged in, from the back, into the same vectors.
+//! the discrimination report puts first, so it is written for speed. The tail holds integer
+//! keys in the values' total order. Once values repeat, a compaction does not sort the tail: a
+//! guide over the held values places each pending value by a shift and a short binary search
+//! and adds one to its count ([`Tally::add_keys_guided`]); only values seen for the first time
+//! are sorted, and moved in as blocks. Before values repeat, the tail is sorted and walked
+//! along the held values. Nothing is allocated per value, and the held vectors are only
+//! reallocated when new values arrive.
 
 use std::cmp::Ordering;
 use std::mem::size_of;
@@ -179,11 +182,12 @@ impl Tally {
         let mut fresh: Vec<f64> = Vec::new();
         for &k in keys {
             let x = from_key(k);
-            let at = if k < low || k > high {
-                None
-            } else if x == 0.0 {
-                // −0 and 0 are one value but two keys: search everything.
+            let at = if x == 0.0 {
+                // −0 and 0 are one value but two keys (0 may be the lowest value held and −0
+                // below it): search everything.
                 Some(values.partition_point(|&v| v < x))
+            } else if k < low || k > high {
+                None
             } else {
                 let range = ((k - low) >> shift) as usize;
                 let (start, end) = (guide[range], guide[range + 1]);
@@ -224,18 +228,41 @@ impl Tally {
             self.counts.reserve_exact(total - self.counts.len());
             self.counts.resize(total, 0);
         }
-        // From the back: each new value's place among the held ones by binary search, and the
-        // held values above it moved up as one block.
-        let mut end = n;
-        for (j, &(x, c)) in fresh.iter().enumerate().rev() {
-            let at = self.values[..end].partition_point(|&v| v < x);
-            self.values.copy_within(at..end, at + j + 1);
-            self.values[at + j] = x;
-            if with_counts {
-                self.counts.copy_within(at..end, at + j + 1);
-                self.counts[at + j] = c;
+        if fresh.len() * 16 < n {
+            // A few new values among many (a tally that has seen most of its values): each
+            // one's place by binary search, and the held values above it moved up as a block.
+            let mut end = n;
+            for (j, &(x, c)) in fresh.iter().enumerate().rev() {
+                let at = self.values[..end].partition_point(|&v| v < x);
+                self.values.copy_within(at..end, at + j + 1);
+                self.values[at + j] = x;
+                if with_counts {
+                    self.counts.copy_within(at..end, at + j + 1);
+                    self.counts[at + j] = c;
+                }
+                end = at;
             }
-            end = at;
+            return;
+        }
+        // Many new values: one merge from the back, the larger head to the free end.
+        let (mut i, mut j) = (n, fresh.len());
+        for w in (0..total).rev() {
+            if j == 0 {
+                break;
+            }
+            if i > 0 && self.values[i - 1] > fresh[j - 1].0 {
+                i -= 1;
+                self.values[w] = self.values[i];
+                if with_counts {
+                    self.counts[w] = self.counts[i];
+                }
+            } else {
+                j -= 1;
+                self.values[w] = fresh[j].0;
+                if with_counts {
+                    self.counts[w] = fresh[j].1;
+                }
+            }
         }
     }
 
@@ -474,6 +501,25 @@ mod tests {
             }
             assert_eq!(t.len(), pending);
             assert_eq!(t.counts().is_empty(), want.iter().all(|r| r.1 == 1));
+        }
+    }
+
+    #[test]
+    fn signed_zeros_are_one_value_at_the_ends_of_the_range() {
+        // Zero as the lowest value held (−0 has the key just below it), then as the highest.
+        for sign in [1.0, -1.0] {
+            let mut t = Tally::default();
+            for round in 0..4 {
+                for i in 0..1_000u32 {
+                    t.push(sign * f64::from(i % 100));
+                }
+                t.push(if round % 2 == 0 { -0.0 } else { 0.0 });
+            }
+            t.compact();
+            let zeros: Vec<(f64, u64)> = t.runs().filter(|&(x, _)| x == 0.0).collect();
+            assert_eq!(zeros.len(), 1, "{zeros:?}");
+            assert_eq!(zeros[0].1, 4 * 10 + 4);
+            assert_eq!(t.distinct(), 100);
         }
     }
 
