@@ -359,10 +359,19 @@ impl GroupValues {
     /// Adds a finite value to the cases' or the controls' tally; returns by how many bytes the
     /// heap grew (or shrank, when compacting).
     pub(crate) fn push(&mut self, x: f64, is_case: bool) -> isize {
-        if is_case {
-            self.case.push(x)
+        self.tally_mut(is_case).push(x)
+    }
+
+    /// The tally of the cases (`case`) or of the controls.
+    pub(crate) fn tally(&self, case: bool) -> &Tally {
+        if case { &self.case } else { &self.control }
+    }
+
+    fn tally_mut(&mut self, case: bool) -> &mut Tally {
+        if case {
+            &mut self.case
         } else {
-            self.control.push(x)
+            &mut self.control
         }
     }
 
@@ -504,8 +513,7 @@ impl GroupState for GroupValues {
         for_each_row(values, None, |row, x, is_case| {
             let g = &mut groups[group(row)];
             let before = g.bytes() as isize;
-            let tally = if is_case { &mut g.case } else { &mut g.control };
-            missing |= !tally.remove(x);
+            missing |= !g.tally_mut(is_case).remove(x);
             grew += g.bytes() as isize - before;
         })?;
         if missing {

@@ -72,16 +72,6 @@ enum Item {
 }
 
 impl Item {
-    /// A filtered statistic of the cases (`case`) or of the controls; other items as they are.
-    fn for_label(self, case: bool) -> Item {
-        match self {
-            Item::Median(_) => Item::Median(case),
-            Item::Count(_) => Item::Count(case),
-            Item::Mean(_) => Item::Mean(case),
-            other => other,
-        }
-    }
-
     /// The same filtered statistic of the other label.
     fn other_label(self) -> Item {
         match self {
@@ -240,6 +230,18 @@ struct SharedValues {
     nonfinite: [[u64; 4]; 2],
 }
 
+impl SharedValues {
+    /// The non-finite counts of the cases (`case`) or of the controls.
+    fn nonfinite_of(&self, case: bool) -> &[u64; 4] {
+        &self.nonfinite[label_index(case)]
+    }
+}
+
+/// The index of a label in [`SharedValues::nonfinite`]: 0 = cases, 1 = controls.
+fn label_index(case: bool) -> usize {
+    usize::from(!case)
+}
+
 /// The order of the non-finite counts: −NaN, −∞, +∞, +NaN.
 const NONFINITE: [f64; 4] = [-f64::NAN, f64::NEG_INFINITY, f64::INFINITY, f64::NAN];
 
@@ -265,7 +267,7 @@ impl GroupState for SharedValues {
             if x.is_finite() {
                 grew += g.values.push(x, is_case);
             } else {
-                g.nonfinite[usize::from(!is_case)][nonfinite_kind(x)] += 1;
+                g.nonfinite[label_index(is_case)][nonfinite_kind(x)] += 1;
             }
         })?;
         Ok(grew)
@@ -321,8 +323,7 @@ impl GroupState for SharedValues {
 /// it: the middle value in total order, or the mean of the two middle values.
 fn median_array(groups: &[SharedValues], values: &[GroupValues], case: bool) -> ArrayRef {
     let medians = groups.iter().zip(values).map(|(g, v)| {
-        let tally = if case { &v.case } else { &v.control };
-        let counts = &g.nonfinite[usize::from(!case)];
+        let (tally, counts) = (v.tally(case), g.nonfinite_of(case));
         let below = counts[0] + counts[1];
         let n = below + tally.len() + counts[2] + counts[3];
         // The k-th value (0-based) in total order.
@@ -359,8 +360,7 @@ fn median_array(groups: &[SharedValues], values: &[GroupValues], case: bool) -> 
 /// FILTER (WHERE is_case)` (or `NOT is_case`) counts them: NaN and ±∞ included.
 fn count_array(groups: &[SharedValues], values: &[GroupValues], case: bool) -> ArrayRef {
     let counts = groups.iter().zip(values).map(|(g, v)| {
-        let tally = if case { &v.case } else { &v.control };
-        let n = tally.len() + g.nonfinite[usize::from(!case)].iter().sum::<u64>();
+        let n = v.tally(case).len() + g.nonfinite_of(case).iter().sum::<u64>();
         i64::try_from(n).unwrap_or(i64::MAX)
     });
     Arc::new(Int64Array::from_iter_values(counts))
@@ -374,7 +374,7 @@ fn count_array(groups: &[SharedValues], values: &[GroupValues], case: bool) -> A
 fn mean_array(groups: &[SharedValues], moments: &[TwoGroups], case: bool) -> ArrayRef {
     let means = groups.iter().zip(moments).map(|(g, m)| {
         let m = if case { &m.case } else { &m.control };
-        let [negative_nan, minus_infinity, plus_infinity, nan] = g.nonfinite[usize::from(!case)];
+        let [negative_nan, minus_infinity, plus_infinity, nan] = *g.nonfinite_of(case);
         if m.n + negative_nan + minus_infinity + plus_infinity + nan == 0 {
             None
         } else if negative_nan + nan > 0 || (minus_infinity > 0 && plus_infinity > 0) {
@@ -506,7 +506,7 @@ fn filtered_candidate(call: &AggregateFunction) -> Option<(Item, &Expr, &Expr)> 
         return None;
     }
     match params.filter.as_deref()? {
-        Expr::Not(label) => Some((item.for_label(false), &params.args[0], label.as_ref())),
+        Expr::Not(label) => Some((item.other_label(), &params.args[0], label.as_ref())),
         label => Some((item, &params.args[0], label)),
     }
 }

@@ -66,7 +66,7 @@ impl Tally {
             return 0;
         }
         let before = self.heap_bytes();
-        if self.tail.len() + self.tail_runs.len() >= self.tail_limit() {
+        if self.tail_is_full() {
             self.compact();
         }
         if self.tail.len() == self.tail.capacity() {
@@ -84,7 +84,7 @@ impl Tally {
     pub fn push_run(&mut self, x: f64, count: u64) {
         if count > 0 {
             self.tail_runs.push((x, count));
-            if self.tail.len() + self.tail_runs.len() >= self.tail_limit() {
+            if self.tail_is_full() {
                 self.compact();
             }
         }
@@ -96,6 +96,11 @@ impl Tally {
     /// it spill at a 256 MiB limit.)
     fn tail_limit(&self) -> usize {
         MIN_TAIL.max(self.values.len() / 2)
+    }
+
+    /// Whether the pending values and runs call for a compaction.
+    fn tail_is_full(&self) -> bool {
+        self.tail.len() + self.tail_runs.len() >= self.tail_limit()
     }
 
     /// Merges the pending values and runs into the sorted runs.
@@ -297,7 +302,7 @@ impl Tally {
         self.values
             .iter()
             .enumerate()
-            .map(|(i, &x)| (x, self.counts.get(i).copied().unwrap_or(1)))
+            .map(|(i, &x)| (x, self.count(i)))
     }
 
     /// The count of distinct value `i`.
