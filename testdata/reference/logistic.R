@@ -7,15 +7,15 @@
 # null / "NaN" / "Infinity" for rows to skip; matched_set as integers or null for the
 # conditional cases) and `expected`:
 #
-# - kind "logistic": glm(y ~ x1 + x2 + ..., family = binomial,
-#   control = glm.control(epsilon = 1e-14, maxit = 100)) on the complete rows (rows where
-#   is_case or any x is NULL / NaN / infinite are dropped); summary.glm's Wald table:
-#   coef, se, z, p (lists, intercept first), odds_ratio = exp(coef), converged, iterations
-#   (glm's `iter`), deviance. Aliased (collinear / constant) columns are null in every list.
-#   Aliasing is decided by glm at its default control (QR tolerance 1e-11): with
-#   epsilon = 1e-14 glm.fit's QR tolerance is min(1e-7, epsilon / 1000) = 1e-17, which no
-#   longer detects exact collinearity. The tight fit is then run on the non-aliased columns,
-#   which is what glm reports for them anyway.
+# - kind "logistic": glm(y ~ x1 + x2 + ..., family = binomial) with R's default control
+#   (glm.control(): epsilon = 1e-8, maxit = 25) on the complete rows (rows where is_case or any
+#   x is NULL / NaN / infinite are dropped); summary.glm's Wald table as R prints it: coef, se,
+#   z, p (lists, intercept first), odds_ratio = exp(coef), converged, iterations (glm's
+#   `iter`), deviance. Aliased (collinear / constant) columns are null in every list (glm's
+#   QR tolerance at the default control, min(1e-7, epsilon / 1000) = 1e-11).
+#   Discern runs glm.fit's iterations with its rule, so its estimates are R's, not the
+#   maximum itself: the diagnostics print how far R's estimate is from the fit run to
+#   epsilon = 1e-14 (up to ~3e-9 relatively, for `area_error` of the breast-cancer data).
 # - kind "per_sd": x[[1]] is the value, x[[2]], ... covariates. On the complete rows, the
 #   value is standardised by its mean and SD (n - 1); glm(y ~ z + covariates) as above; for
 #   z's coefficient b (se s): odds_ratio = exp(b), lower / upper = exp(b -/+ qnorm(0.975) s),
@@ -29,19 +29,18 @@
 #   fit with method = "breslow") and every case `default_control` (coef, se, iterations with
 #   coxph.control() defaults) for comparison.
 #
-# - every logistic / per_sd case also has `expected.polished`: the same quantities after one
-#   more IRLS step started at glm's estimate. glm's own se / z / p (the main fields) use the
-#   IRLS weights of the coefficients *before* its last update, which at epsilon = 1e-14 are
-#   up to ~2e-7 (se) and ~2e-5 (p, for p ~ 1e-56) away, relatively, from the Wald values at the
-#   estimate; the polished values agree with a 50-digit computation to ~1e-13.
-#
 # Numbers are written with the shortest decimal that round-trips (%.15g, %.16g or %.17g), not
 # with jsonlite's digits = NA, which stops at 15 significant digits.
 #
 # Every case also records `r_warnings` (the warnings R gave for the reference fit).
 # `separated: true` marks data where the maximum likelihood estimate does not exist
 # (complete or quasi-complete separation): R's numbers there are an artefact of its stopping
-# rule, recorded as R gives them.
+# rule, recorded as R gives them. For one predictor the flag is checked against the ranges
+# (separated iff the groups' ranges do not overlap); the two-predictor cases are separated by
+# construction. The cases at the end come from the breast-cancer data (wdbc.csv, written by
+# wdbc.py) and from generated data of the same character: fits that R completes where the
+# fitted probabilities reach 0 or 1 numerically (|eta| > 30) or where the deviance rule is
+# met only at R's epsilon.
 #
 # Run:  Rscript testdata/reference/logistic.R   (R >= 4.2, jsonlite, survival; versions are
 # recorded in the JSON)
@@ -55,7 +54,8 @@ args <- commandArgs(trailingOnly = FALSE)
 script <- sub("^--file=", "", args[grep("^--file=", args)])
 here <- if (length(script)) dirname(normalizePath(script)) else getwd()
 
-GLM_CONTROL <- glm.control(epsilon = 1e-14, maxit = 100)
+GLM_CONTROL <- glm.control()
+GLM_TIGHT <- glm.control(epsilon = 1e-14, maxit = 100)
 COX_CONTROL <- coxph.control(eps = 1e-12, toler.chol = 1e-15, iter.max = 100)
 
 # ---- encoding -------------------------------------------------------------------------------
@@ -110,33 +110,22 @@ complete_rows <- function(y, xs, set = NULL) {
 glm_fit <- function(y, xs) {
   d <- data.frame(y = y, xs)
   names(d) <- c("y", paste0("x", seq_along(xs)))
-  form_all <- reformulate(names(d)[-1], "y")
-  # Which columns glm deems aliased (default QR tolerance).
-  probe <- suppressWarnings(glm(form_all, family = binomial, data = d))
-  aliased <- is.na(coef(probe))[-1]
-  kept <- names(d)[-1][!aliased]
-  form <- if (length(kept)) reformulate(kept, "y") else y ~ 1
+  form <- reformulate(names(d)[-1], "y")
   r <- with_warnings(glm(form, family = binomial, data = d, control = GLM_CONTROL))
   f <- r$value
   tab <- summary(f)$coefficients
   full <- c("(Intercept)", names(d)[-1])
   out <- matrix(NA_real_, length(full), 4, dimnames = list(full, colnames(tab)))
   out[rownames(tab), ] <- tab
-  # glm's se come from the QR of its last IRLS step, whose weights are those of the
-  # coefficients before the final update. One more IRLS step started at the estimate gives
-  # the Wald table with the weights at the estimate itself (the "polished" values).
-  pol <- tryCatch(suppressWarnings(
-    glm(form, family = binomial, data = d, start = coef(f), control = GLM_CONTROL)),
-    error = function(e) NULL)
-  polished <- out
-  polished[] <- NA_real_
-  if (!is.null(pol)) {
-    tab2 <- summary(pol)$coefficients
-    polished[rownames(tab2), ] <- tab2
-  }
-  se_diff <- max(abs(polished[, 2] / out[, 2] - 1), na.rm = TRUE)
-  list(table = out, polished = polished, converged = f$converged, iter = f$iter,
-       deviance = f$deviance, warnings = r$warnings, se_diff = se_diff)
+  # How far R's estimate is from the maximum (glm run on to epsilon = 1e-14).
+  # (On the non-aliased columns: at 1e-14 glm's QR tolerance no longer detects aliasing.)
+  kept <- names(coef(f))[!is.na(coef(f))]
+  columns <- setdiff(kept, "(Intercept)")
+  tight_form <- if (length(columns)) reformulate(columns, "y") else y ~ 1
+  tight <- suppressWarnings(glm(tight_form, family = binomial, data = d, control = GLM_TIGHT))
+  tight_diff <- max(abs(coef(f)[kept] / coef(tight)[kept] - 1))
+  list(table = out, converged = f$converged, iter = f$iter, deviance = f$deviance,
+       warnings = r$warnings, tight_diff = tight_diff, tight_converged = tight$converged)
 }
 
 diagnostics <- list()
@@ -144,23 +133,22 @@ note_diag <- function(name, what, value) {
   diagnostics[[length(diagnostics) + 1]] <<- data.frame(case = name, what = what, value = value)
 }
 
-logistic_expected <- function(name, y, xs) {
+logistic_expected <- function(name, y, xs, separated) {
   ok <- complete_rows(y, xs)
   yy <- as.numeric(y[ok])
   if (length(yy) == 0 || all(yy == 1) || all(yy == 0))
     return(list(expected = NULL, warnings = character()))
   g <- glm_fit(yy, lapply(xs, function(x) x[ok]))
-  note_diag(name, "se: glm vs polished, max |rel diff|", g$se_diff)
+  if (!separated)
+    note_diag(name, "coef: R's default vs epsilon = 1e-14, max |rel diff|", g$tight_diff)
   t <- g$table
   list(expected = list(coef = vec(t[, 1]), se = vec(t[, 2]), z = vec(t[, 3]), p = vec(t[, 4]),
                        odds_ratio = vec(exp(t[, 1])), converged = g$converged,
-                       iterations = g$iter, deviance = num(g$deviance),
-                       polished = list(coef = vec(g$polished[, 1]), se = vec(g$polished[, 2]),
-                                       z = vec(g$polished[, 3]), p = vec(g$polished[, 4]))),
+                       iterations = g$iter, deviance = num(g$deviance)),
        warnings = g$warnings)
 }
 
-per_sd_expected <- function(name, y, xs) {
+per_sd_expected <- function(name, y, xs, separated) {
   ok <- complete_rows(y, xs)
   yy <- as.numeric(y[ok])
   v <- xs[[1]][ok]
@@ -168,20 +156,16 @@ per_sd_expected <- function(name, y, xs) {
     return(list(expected = NULL, warnings = character()))
   z <- (v - mean(v)) / sd(v)
   g <- glm_fit(yy, c(list(z), lapply(xs[-1], function(x) x[ok])))
-  note_diag(name, "se: glm vs polished, max |rel diff|", g$se_diff)
+  if (!separated)
+    note_diag(name, "coef: R's default vs epsilon = 1e-14, max |rel diff|", g$tight_diff)
   b <- g$table[2, 1]
   s <- g$table[2, 2]
   if (is.na(b)) return(list(expected = NULL, warnings = g$warnings))
   q <- qnorm(0.975)
-  b2 <- g$polished[2, 1]
-  s2 <- g$polished[2, 2]
   list(expected = list(odds_ratio = num(exp(b)), lower = num(exp(b - q * s)),
                        upper = num(exp(b + q * s)), p = num(g$table[2, 4]),
-                       coef = num(b), se = num(s),
-                       polished = list(odds_ratio = num(exp(b2)), lower = num(exp(b2 - q * s2)),
-                                       upper = num(exp(b2 + q * s2)),
-                                       p = num(g$polished[2, 4]), coef = num(b2),
-                                       se = num(s2))),
+                       coef = num(b), se = num(s), converged = g$converged,
+                       iterations = g$iter),
        warnings = g$warnings)
 }
 
@@ -247,9 +231,17 @@ add_case <- function(kind, name, is_case, xs, set = NULL, separated = FALSE, bre
   for (i in seq_along(xs)) stopifnot(identical(is.na(xs_dec[[i]]), is.na(xs[[i]])),
                                      all(xs_dec[[i]] == xs[[i]], na.rm = TRUE))
   r <- switch(kind,
-              logistic = logistic_expected(name, is_case, xs_dec),
-              per_sd = per_sd_expected(name, is_case, xs_dec),
+              logistic = logistic_expected(name, is_case, xs_dec, separated),
+              per_sd = per_sd_expected(name, is_case, xs_dec, separated),
               conditional = conditional_expected(name, is_case, set, xs_dec, breslow))
+  if (kind != "conditional" && length(xs) == 1) {
+    ok <- complete_rows(is_case, xs_dec)
+    x <- xs_dec[[1]][ok]; y <- is_case[ok]
+    if (any(y) && any(!y) && length(unique(x)) > 1) {
+      apart <- max(x[!y]) <= min(x[y]) || max(x[y]) <= min(x[!y])
+      if (apart != separated) stop(name, ": separated should be ", apart)
+    }
+  }
   case <- list(name = name, kind = kind, is_case = as.list(is_case), x = xs_enc)
   if (kind == "conditional") case$matched_set <- lapply(as.integer(set), function(s) if (is.na(s)) NULL else s)
   case["expected"] <- list(r$expected)
@@ -420,6 +412,40 @@ m <- matched(c(1, 1, 0), c(0, 0, 3))
 add_case("conditional", "no set with both a case and a control (null)", m$y,
          list(c(1, 2, 3, 4, 5)), m$set)
 
+# -- fits that R completes where Discern once gave up (appended, with their own seed, so that
+# the cases above keep their data) --
+set.seed(20261202)
+wdbc <- read.csv(file.path(here, "wdbc.csv"), comment.char = "#")
+y <- wdbc$malignant == 1
+add_case("logistic", "breast cancer: mean_concavity (slow convergence: R's epsilon, never 1e-14)",
+         y, list(wdbc$mean_concavity))
+add_case("logistic", "breast cancer: area_error (overlap, fitted probabilities 0 or 1, |eta| to 66)",
+         y, list(wdbc$area_error))
+add_case("logistic", "breast cancer: worst_area (overlap, |eta| to 40)", y, list(wdbc$worst_area))
+for (v in c("mean_concavity", "area_error", "worst_area"))
+  add_case("per_sd", paste("breast cancer:", v, "per SD"), y, list(wdbc[[v]]))
+add_case("logistic", "breast cancer: all three", y,
+         list(wdbc$mean_concavity, wdbc$area_error, wdbc$worst_area))
+
+x <- s7(rlnorm(600, 3.4, 0.8))
+y <- bern(-5 + 0.13 * x)
+add_case("logistic", "long right tail, strong effect: overlap with |eta| > 30", y, list(x))
+add_case("per_sd", "long right tail, strong effect, per SD", y, list(x))
+
+x <- s7(rgamma(600, 1.6, scale = 0.055))
+add_case("logistic", "skewed predictor with a steep slope (as mean_concavity)",
+         bern(-3.8 + 36.8 * x), list(x))
+
+x1 <- s7(rnorm(80)); x2 <- s7(rnorm(80))
+add_case("logistic", "complete separation by x1 + x2 (each predictor alone overlaps)",
+         x1 + x2 > 0.3, list(x1, x2), separated = TRUE)
+x1 <- c(s7(rnorm(40)), 0, 0, 1, -1); x2 <- c(s7(rnorm(40)), 0, 0, 1, -1)
+add_case("logistic", "quasi-complete separation by x1 - x2 (ties on the boundary)",
+         c(x1[1:40] - x2[1:40] > 0, TRUE, FALSE, TRUE, FALSE), list(x1, x2), separated = TRUE)
+x <- c(s7(runif(30, 0, 1)), s7(runif(30, 1, 2)))
+add_case("per_sd", "complete separation, per SD (null)", c(rep(FALSE, 30), rep(TRUE, 30)),
+         list(x), separated = TRUE)
+
 # ---- write ----------------------------------------------------------------------------------
 
 out <- list(
@@ -432,6 +458,7 @@ path <- file.path(here, "logistic.json")
 writeLines(toJSON(out, auto_unbox = TRUE, json_verbatim = TRUE, null = "null", na = "null",
                   pretty = 1, digits = NA), path)
 diag <- do.call(rbind, diagnostics)
+if (nzchar(Sys.getenv("DIAG"))) print(diag)
 for (w in unique(diag$what)) {
   k <- diag$what == w
   cat(sprintf("%-58s max %.2e over %d cases\n", w, max(diag$value[k], na.rm = TRUE), sum(k)))

@@ -128,7 +128,9 @@ impl TableTest {
                  the observed one (with R's and scipy's relative allowance of 1e-7). The \
                  estimate and the interval are solved to double precision where R stops at \
                  uniroot's tolerance (about 4 significant digits); p matches R and \
-                 scipy.stats.fisher_exact. Estimate 0 (lower 0) or Infinity (upper Infinity) \
+                 scipy.stats.fisher_exact, its terms built in double-double arithmetic, \
+                 within 1e-12 relatively of the exact value however far in the tail (0 below \
+                 f64's range). Estimate 0 (lower 0) or Infinity (upper Infinity) \
                  at the ends of the support. NULL when a margin is 0.",
                 "fisher_exact(exposed, is_case [, level])",
                 &example("fisher_exact(exposed, is_case)['p'] AS p"),

@@ -103,13 +103,17 @@ impl Model {
                 SECTION,
                 &format!(
                     "Logistic regression of case status on the predictors with an intercept \
-                     (first in the lists), by iteratively reweighted least squares as R's \
-                     glm(family = binomial): R's starting values, link clamps and deviance \
-                     convergence rule, with ε = 1e-14; Wald standard errors from the \
-                     information at the final estimate. Matches R's coefficients to about \
-                     1e-10 (R's own standard errors lag one iteration behind). Rows with a \
-                     NULL, NaN or infinite value are dropped. NULL without both outcomes. \
-                     {fields}"
+                     (first in the lists), by iteratively reweighted least squares exactly as \
+                     R's glm(family = binomial) with its default control: R's starting \
+                     values, link clamps, deviance rule (ε = 1e-8) and at most 25 \
+                     iterations, so the same estimates and iteration count as R; se, z and p \
+                     as summary.glm prints them (from the last iteration's weights). Rows \
+                     with a NULL, NaN or infinite value are dropped. NULL without both \
+                     outcomes. Separation (complete or quasi-complete) is decided from the \
+                     data by a linear programme before iterating (Albert & Anderson; Konis), \
+                     and iterations is then 0; fitted probabilities that are numerically 0 \
+                     or 1 (R's warning) are not separation, and where the groups overlap the \
+                     estimate is returned. {fields}"
                 ),
                 "logistic_regression(is_case, x1 [, x2 …])",
                 "SELECT biomarker, logistic_regression(s.is_case, m.value, s.age)['odds_ratio'][2] AS or_value\nFROM measurements m JOIN samples s USING (sample_id) GROUP BY biomarker;",
@@ -122,8 +126,9 @@ impl Model {
                 "The odds ratio per standard deviation of the value: the value is \
                  standardised by the mean and SD (n − 1) of the group's complete rows, then \
                  glm(is_case ~ z + covariates, binomial) is fitted as logistic_regression \
-                 does; odds_ratio = exp(b), Wald interval exp(b ± 1.96·se), Wald p. NULL \
-                 without both outcomes, with zero variance, or under separation.",
+                 does (R's iterations and Wald table); odds_ratio = exp(b), Wald interval \
+                 exp(b ± 1.96·se), Wald p. NULL without both outcomes, with zero variance, \
+                 under separation, or when R's rule is not met in 25 iterations.",
                 "odds_ratio_per_sd(value, is_case [, covariate …])",
                 "SELECT biomarker, odds_ratio_per_sd(m.value, s.is_case, s.age) AS per_sd\nFROM measurements m JOIN samples s USING (sample_id) GROUP BY biomarker;",
             )

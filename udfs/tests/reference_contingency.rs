@@ -6,7 +6,7 @@
 //! - odds_ratio: Woolf's interval at 60 digits (mpmath), cross-checked with statsmodels; 1e-12.
 //! - fisher_exact: the conditional MLE and the exact interval solved at 60 digits (mpmath);
 //!   R's fisher.test stops at uniroot's tolerance (≈ 1e-4) so its estimate is checked only to
-//!   1e-3; p as R / scipy, 1e-9 (p sums hypergeometric terms; R and scipy agree to ~1e-12).
+//!   1e-3; p as R / scipy, 1e-12 (exact fractions; far tails: `reference_exact_tails.rs`).
 //! - chi2_test: R chisq.test(correct = TRUE / FALSE); 1e-12.
 //! - cmh_test: R mantelhaen.test (correct = TRUE / FALSE); 1e-12.
 //! - mcnemar: R mcnemar.test (correct = TRUE / FALSE); 1e-12.
@@ -177,7 +177,7 @@ async fn two_by_two(grouped: bool) {
             close(
                 field(&col("fisher"), row, "p"),
                 &fisher["p"],
-                1e-9,
+                1e-12,
                 &what("fisher_exact.p"),
             );
             // R's own estimate, as far as its uniroot tolerance allows.

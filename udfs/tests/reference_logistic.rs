@@ -4,14 +4,18 @@
 //! over several partitions and tiny batches (partial states merge).
 //!
 //! Tolerances:
-//! - logistic coefficients: 1e-9 relative against glm run to ε = 1e-14 (both iterate; they
-//!   agree to ~1e-13). Standard errors, z and p: 1e-9 against `polished`, glm restarted at its
-//!   own estimate, because R's summary takes se from the weights of the iteration before the
-//!   last (up to 1.6e-7 off); Discern takes them at the estimate.
+//! - logistic_regression and odds_ratio_per_sd: 1e-9 relative against glm at R's default
+//!   control (ε = 1e-8, maxit = 25) and summary.glm's Wald table, with R's iteration count
+//!   exactly: Discern runs glm.fit's iterations with its rule, so both stop at the same
+//!   iterate (R's estimate is up to ~1e-8 from the exact maximum; the script prints how far).
 //! - conditional logistic: 1e-9 against clogit run to eps = 1e-12 (within 3e-12 of 50-digit
 //!   values, per the script's cross-check).
 //! - Under separation R reports huge coefficients; Discern reports converged = false and NULL
-//!   estimates (DESIGN: undefined is NULL, never a made-up number).
+//!   estimates (DESIGN: undefined is NULL, never a made-up number), and odds_ratio_per_sd is
+//!   NULL. Cases: complete and quasi-complete separation with one and two predictors (the
+//!   two-predictor ones separated only by a combination), against overlapping data whose
+//!   fitted probabilities reach 0 or 1 numerically (the breast-cancer `area_error`,
+//!   `worst_area`; generated long-tailed data), which must converge with R's estimates.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -124,11 +128,14 @@ async fn check(partitions: usize, batch: usize, grouped: bool) {
         }
         let separated = c["separated"].as_bool().unwrap_or(false);
         if kind == "per_sd" {
-            let polished = &e["polished"];
+            if separated {
+                assert!(r.is_null(0), "{}", what("NULL under separation"));
+                continue;
+            }
             for f in ["odds_ratio", "lower", "upper", "p"] {
                 let s = r.as_struct();
                 let v = s.column_by_name(f).unwrap().as_primitive::<Float64Type>();
-                close((!v.is_null(0)).then(|| v.value(0)), &polished[f], &what(f));
+                close((!v.is_null(0)).then(|| v.value(0)), &e[f], &what(f));
             }
             continue;
         }
@@ -136,6 +143,15 @@ async fn check(partitions: usize, batch: usize, grouped: bool) {
         let converged = s.column_by_name("converged").unwrap().as_boolean().value(0);
         if separated {
             assert!(!converged, "{}", what("converged"));
+            if kind == "logistic" {
+                let iterations = s.column_by_name("iterations").unwrap();
+                assert_eq!(
+                    iterations.as_primitive::<Int64Type>().value(0),
+                    0,
+                    "{}",
+                    what("no iterations once separation is found")
+                );
+            }
             assert!(
                 list(&r, "coef").iter().all(Option::is_none),
                 "{}",
@@ -149,18 +165,13 @@ async fn check(partitions: usize, batch: usize, grouped: bool) {
             .unwrap()
             .as_primitive::<Int64Type>()
             .value(0);
-        // Same starting point, same steps, same convergence rule as R's (tightened) fit.
+        // Same starting point, same steps, same convergence rule as R's fit.
         assert_eq!(
             Some(iterations),
             e["iterations"].as_i64(),
             "{}",
             what("iterations")
         );
-        let (se_reference, stats) = if kind == "logistic" {
-            (&e["polished"], &e["polished"])
-        } else {
-            (e, e)
-        };
         let coef = list(&r, "coef");
         let expected = e["coef"].as_array().unwrap();
         assert_eq!(coef.len(), expected.len(), "{}", what("coef length"));
@@ -168,12 +179,7 @@ async fn check(partitions: usize, batch: usize, grouped: bool) {
             close(*a, x, &what(&format!("coef[{i}]")));
         }
         for f in ["se", "z", "p"] {
-            let source = if f == "se" { se_reference } else { stats };
-            for (i, (a, x)) in list(&r, f)
-                .iter()
-                .zip(source[f].as_array().unwrap())
-                .enumerate()
-            {
+            for (i, (a, x)) in list(&r, f).iter().zip(e[f].as_array().unwrap()).enumerate() {
                 close(*a, x, &what(&format!("{f}[{i}]")));
             }
         }

@@ -15,6 +15,7 @@
 //!    consistent in both sparse data and large-strata limiting models", Biometrics 42.
 
 use super::distributions::{chi2_sf, normal_quantile};
+use super::double_double::DoubleDouble;
 
 /// The four cells of a 2×2 table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -418,17 +419,65 @@ pub fn fisher_exact(t: &Table2x2, level: f64) -> Option<Fisher> {
         })
         .exp()
     };
-    // Two-sided p at odds ratio 1: the tables whose probability is at most the observed one's
-    // (times 1 + 1e-7, R's and scipy's allowance for rounding).
-    let d = dist.density(0.0);
-    let observed = d[(x - lo) as usize] * (1.0 + 1e-7);
-    let p = d.iter().filter(|&&q| q <= observed).sum::<f64>().min(1.0);
+    let p = fisher_two_sided_p(t);
     Some(Fisher {
         odds_ratio,
         lower,
         upper,
         p,
     })
+}
+
+/// Fisher's two-sided p at odds ratio 1, as R's `fisher.test`: the total probability of the
+/// tables (given the margins) whose probability is at most the observed one's times 1 + 1e-7
+/// (R's and scipy's allowance for rounding).
+///
+/// The hypergeometric terms are built outwards from the mode by the ratios of consecutive
+/// terms, w(x + 1) / w(x) = (cases − x)(exposed − x) / ((x + 1)(controls − exposed + x + 1)),
+/// each a quotient of exact integer products, in double-double arithmetic: a term d steps
+/// from the mode carries a relative error below d · 2⁻⁹⁸, and p is a ratio of two sums of
+/// positive terms, so it keeps about 15 significant digits however far in the tail. The mode
+/// starts at 2⁶⁰⁰ so that terms far below 1e-300 of it stay representable; terms below that
+/// come out as 0 (a p-value below f64's range is 0).
+fn fisher_two_sided_p(t: &Table2x2) -> f64 {
+    const SCALE: i32 = 600;
+    let cases = t.a + t.b;
+    let controls = t.c + t.d;
+    let exposed = t.a + t.c;
+    let lo = exposed.saturating_sub(controls);
+    let hi = exposed.min(cases);
+    // w(x + 1) / w(x) for lo ≤ x < hi (controls + x + 1 ≥ exposed there).
+    let ratio = |x: u64| {
+        DoubleDouble::product((cases - x) as f64, (exposed - x) as f64)
+            / DoubleDouble::product((x + 1) as f64, (controls + x + 1 - exposed) as f64)
+    };
+    let n = (cases + controls) as f64;
+    let mode =
+        (((cases as f64 + 1.0) * (exposed as f64 + 1.0) / (n + 2.0)).floor() as u64).clamp(lo, hi);
+    let mut w = vec![DoubleDouble::ZERO; (hi - lo + 1) as usize];
+    let at = |x: u64| (x - lo) as usize;
+    w[at(mode)] = DoubleDouble::new(2f64.powi(SCALE));
+    for x in mode..hi {
+        w[at(x + 1)] = w[at(x)] * ratio(x);
+        if w[at(x + 1)].hi() == 0.0 {
+            break;
+        }
+    }
+    for x in (lo..mode).rev() {
+        w[at(x)] = w[at(x + 1)] / ratio(x);
+        if w[at(x)].hi() == 0.0 {
+            break;
+        }
+    }
+    let threshold = w[at(t.a)].hi() * (1.0 + 1e-7);
+    let (mut total, mut tail) = (DoubleDouble::ZERO, DoubleDouble::ZERO);
+    for &term in &w {
+        total += term;
+        if term.hi() <= threshold {
+            tail += term;
+        }
+    }
+    (tail / total).to_f64().min(1.0)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 use std::f64::consts::PI;
 
 use super::PValueMethod;
+use super::double_double::{DoubleDouble, scale_by_power_of_two};
 use super::ranks::merged_runs;
 use super::tally::Tally;
 
@@ -66,31 +67,45 @@ pub fn ks_test(case: &Tally, control: &Tally, method: PValueMethod) -> Ks {
 /// labels over the pooled order reaches |u·n − v·m| ≥ `d_scaled` at the end of some run of
 /// equal values. A forward pass over positions carries the probability of each count of
 /// cases so far among the paths that have not reached the band yet; what reaches it is added
-/// to p directly, so small p-values keep their precision.
+/// to p directly, so p is a sum of positive terms, never 1 minus something.
+///
+/// Accuracy: each step multiplies by a ratio of integers and adds, in double-double
+/// arithmetic ([`DoubleDouble`], relative error below 2⁻¹⁰⁰ per operation), so after the
+/// m + n steps p carries a relative error below (m + n) · 2⁻⁹⁸ before its one rounding to
+/// f64. The walk starts from 2⁶⁰⁰ instead of 1 and p is scaled back at the end, so the paths
+/// of a tail far below 1e-300 keep their digits (a p below f64's range comes out as 0).
+/// Once the mass still walking is below 2⁻¹¹⁰ of p, it can no longer change p and the walk
+/// stops.
 fn exact_p(m: u64, n: u64, d_scaled: u64, ends: &[usize]) -> f64 {
+    const SCALE: i32 = 600;
     if d_scaled == 0 {
         return 1.0;
     }
     let total = (m + n) as usize;
-    let mut alive = vec![0.0f64; m as usize + 1];
-    alive[0] = 1.0;
-    let mut p = 0.0;
+    let mut alive = vec![DoubleDouble::ZERO; m as usize + 1];
+    alive[0] = DoubleDouble::new(2f64.powi(SCALE));
+    let mut p = DoubleDouble::ZERO;
     let mut next_end = ends.iter().peekable();
     for k in 0..total {
-        // Step from position k to k + 1: a case with probability (m − u)/(N − k).
+        // Step from position k to k + 1: a case with probability (m − u)/(N − k), a control
+        // with (n − (k − u))/(N − k).
         let remaining = (total - k) as f64;
         let lowest = k.saturating_sub(n as usize);
         let highest = k.min(m as usize);
+        let mut walking = 0.0;
         for u in (lowest..=highest).rev() {
             let mass = alive[u];
-            if mass == 0.0 {
+            if mass.hi() == 0.0 {
                 continue;
             }
-            let to_case = mass * (m as f64 - u as f64) / remaining;
-            alive[u] = mass - to_case;
+            let share = mass / remaining;
+            let cases_left = (m as usize - u) as f64;
+            let controls_left = (n as usize - (k - u)) as f64;
+            alive[u] = share * controls_left;
             if u < m as usize {
-                alive[u + 1] += to_case;
+                alive[u + 1] += share * cases_left;
             }
+            walking += mass.hi();
         }
         while next_end.peek().is_some_and(|&&e| e < k + 1) {
             next_end.next();
@@ -99,18 +114,21 @@ fn exact_p(m: u64, n: u64, d_scaled: u64, ends: &[usize]) -> f64 {
             let position = (k + 1) as u64;
             for (u, mass) in alive.iter_mut().enumerate() {
                 let u = u as u64;
-                if *mass == 0.0 || u > position || position - u > n {
+                if mass.hi() == 0.0 || u > position || position - u > n {
                     continue;
                 }
                 let gap = (u * n).abs_diff((position - u) * m);
                 if gap >= d_scaled {
                     p += *mass;
-                    *mass = 0.0;
+                    *mass = DoubleDouble::ZERO;
                 }
             }
         }
+        if p.hi() > 0.0 && walking < p.hi() * 2f64.powi(-110) {
+            break;
+        }
     }
-    p.min(1.0)
+    scale_by_power_of_two(p.to_f64(), -SCALE).min(1.0)
 }
 
 /// 1 − K(x), the upper tail of Kolmogorov's limit distribution, to double precision: the

@@ -8,8 +8,11 @@
 //! 3. M. H. Gail, J. H. Lubin, L. V. Rubinstein (1981), "Likelihood calculations for matched
 //!    case-control studies and survival studies with tied death times", Biometrika 68(3).
 //! 4. N. E. Breslow, N. E. Day (1980), *Statistical Methods in Cancer Research I*, ch. 7.
+//! 5. A. Albert, J. A. Anderson (1984), "On the existence of maximum likelihood estimates in
+//!    logistic regression models", Biometrika 71(1) (see [`super::separation`]).
 
 use super::distributions::normal_sf;
+use super::separation::separated;
 
 /// A fitted model: per coefficient the estimate and its standard error (None for a column
 /// that is aliased: a linear combination of the columns before it).
@@ -175,16 +178,26 @@ fn deviance(y: &[bool], mu: &[f64]) -> f64 {
         .sum()
 }
 
-/// IRLS settings: R's convergence rule |dev − dev_old| / (|dev| + 0.1) < ε, tightened.
-pub const GLM_EPSILON: f64 = 1e-14;
-/// The most IRLS iterations.
-pub const GLM_MAX_ITERATIONS: usize = 100;
+/// IRLS settings, R's `glm.control()` defaults: the deviance rule
+/// |dev − dev_old| / (|dev| + 0.1) < ε with ε = 1e-8, and at most 25 iterations.
+pub const GLM_EPSILON: f64 = 1e-8;
+/// The most IRLS iterations (R's `maxit`).
+pub const GLM_MAX_ITERATIONS: usize = 25;
 
-/// Logistic regression of `y` on the columns `x` (each of length n) with an intercept first.
-/// Starting values, link clamps and the convergence rule are R's `glm.fit`; standard errors
-/// come from the information at the final estimate. Returns None without both outcomes.
-/// Under separation (IRLS does not converge, or a fitted probability is numerically 0 or 1,
-/// |η| > 30, which is when R warns) the fit has `converged = false` and no estimates.
+/// Logistic regression of `y` on the columns `x` (each of length n) with an intercept first,
+/// as R's `glm(family = binomial)` with its default control computes it: the same starting
+/// values, link clamps (|η| > 30), iterations and stopping rule, so the same estimates and
+/// iteration count; the standard errors come, as in `summary.glm`, from the weighted least
+/// squares of the last iteration (the weights of the estimate before the last update).
+/// R stops at ε = 1e-8, so its estimates (and these) can be ~1e-8 relatively from the exact
+/// maximum; what users compare with is R's.
+///
+/// Returns None without both outcomes. When the data are separated (complete or
+/// quasi-complete: no finite maximum exists; decided from the data before iterating by
+/// [`separated`]) or the rule is not met within 25 iterations, the fit has
+/// `converged = false` and no estimates (R reports huge coefficients with warnings). Fitted
+/// probabilities that are numerically 0 or 1 (R's warning) are not separation: where the
+/// groups overlap the estimate exists and is returned.
 pub fn logistic(y: &[bool], x: &[Vec<f64>]) -> Option<Fit> {
     let n = y.len();
     if !y.iter().any(|&v| v) || y.iter().all(|&v| v) {
@@ -203,15 +216,24 @@ pub fn logistic(y: &[bool], x: &[Vec<f64>]) -> Option<Fit> {
     let kept = independent_columns(&design);
     let p = kept.len();
     let column = |j: usize| design.column(kept[j]);
+    let no_estimate = |iterations| {
+        Some(Fit {
+            coef: vec![None; p_all],
+            se: vec![None; p_all],
+            converged: false,
+            iterations,
+        })
+    };
+    let columns: Vec<&[f64]> = (0..p).map(column).collect();
+    if separated(y, &columns) {
+        return no_estimate(0);
+    }
     let y_f: Vec<f64> = y.iter().map(|&v| if v { 1.0 } else { 0.0 }).collect();
     let mut mu: Vec<f64> = y_f.iter().map(|v| (v + 0.5) / 2.0).collect();
     let mut eta: Vec<f64> = mu.iter().map(|m| (m / (1.0 - m)).ln()).collect();
     let mut dev_old = deviance(y, &mu);
-    let mut beta = vec![0.0; p];
-    let mut converged = false;
-    let mut iterations = 0;
-    // The weighted least-squares problem at the current μ: returns β or None.
-    let weighted = |eta: &[f64], mu: &[f64], with_response: bool| {
+    // The weighted least-squares problem at the current μ: returns R and Qᵀz, or None.
+    let weighted = |eta: &[f64], mu: &[f64]| {
         let mut a = Matrix {
             rows: n,
             cols: p,
@@ -222,9 +244,7 @@ pub fn logistic(y: &[bool], x: &[Vec<f64>]) -> Option<Fit> {
             let (_, dmu) = inverse_link(eta[i]);
             let variance = mu[i] * (1.0 - mu[i]);
             let w = (dmu * dmu / variance).sqrt();
-            if with_response {
-                b[i] = w * (eta[i] + (y_f[i] - mu[i]) / dmu);
-            }
+            b[i] = w * (eta[i] + (y_f[i] - mu[i]) / dmu);
             for j in 0..p {
                 a.data[j * n + i] = w * column(j)[i];
             }
@@ -232,46 +252,34 @@ pub fn logistic(y: &[bool], x: &[Vec<f64>]) -> Option<Fit> {
         householder(a, b)
     };
     for iteration in 1..=GLM_MAX_ITERATIONS {
-        iterations = iteration;
-        let (r, qtb) = weighted(&eta, &mu, true)?;
-        beta = back_substitute(&r, &qtb);
+        let (r, qtb) = weighted(&eta, &mu)?;
+        let beta = back_substitute(&r, &qtb);
         for i in 0..n {
             eta[i] = (0..p).map(|j| column(j)[i] * beta[j]).sum();
             mu[i] = inverse_link(eta[i]).0;
         }
         let dev = deviance(y, &mu);
-        if !dev.is_finite() {
-            break;
+        if !dev.is_finite() || beta.iter().any(|b| !b.is_finite()) {
+            return no_estimate(iteration);
         }
         if (dev - dev_old).abs() / (dev.abs() + 0.1) < GLM_EPSILON {
-            converged = true;
-            break;
+            let variance = inverse_gram_diagonal(&r, p);
+            let mut coef = vec![None; p_all];
+            let mut se = vec![None; p_all];
+            for (j, &original) in kept.iter().enumerate() {
+                coef[original] = Some(beta[j]);
+                se[original] = Some(variance[j].sqrt());
+            }
+            return Some(Fit {
+                coef,
+                se,
+                converged: true,
+                iterations: iteration,
+            });
         }
         dev_old = dev;
     }
-    let separated = eta.iter().any(|e| e.abs() > 30.0);
-    if !converged || separated || beta.iter().any(|b| !b.is_finite()) {
-        return Some(Fit {
-            coef: vec![None; p_all],
-            se: vec![None; p_all],
-            converged: false,
-            iterations,
-        });
-    }
-    let (r, _) = weighted(&eta, &mu, false)?;
-    let variance = inverse_gram_diagonal(&r, p);
-    let mut coef = vec![None; p_all];
-    let mut se = vec![None; p_all];
-    for (j, &original) in kept.iter().enumerate() {
-        coef[original] = Some(beta[j]);
-        se[original] = Some(variance[j].sqrt());
-    }
-    Some(Fit {
-        coef,
-        se,
-        converged: true,
-        iterations,
-    })
+    no_estimate(GLM_MAX_ITERATIONS)
 }
 
 /// One matched set: its members' covariate rows and which are cases.

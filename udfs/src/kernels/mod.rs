@@ -3,13 +3,16 @@
 pub mod adjust;
 pub mod contingency;
 pub mod distributions;
+pub mod double_double;
 pub mod ks;
 pub mod logistic;
 pub mod moments;
 pub mod ranks;
 pub mod roc;
+pub mod separation;
 pub mod signed_rank;
 pub mod tally;
+pub mod wide;
 
 /// How a test computes its p-value; each test documents its own rule for `Auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
