@@ -11,7 +11,8 @@
 //! - a handful of biomarkers (5 %, at least 3) are truly shifted in cases, by 0.4 to 1.2
 //!   standard deviations on the log scale, up or down;
 //! - values are rounded to 3 significant digits like an instrument reports them, so ties
-//!   are common;
+//!   are common (or kept at full precision, as concentrations computed from a calibration
+//!   curve are: then a biomarker has about as many distinct values as rows);
 //! - about 5 % of measurements are missing: most have no row at all, one in five is a row with
 //!   a NULL value (a failed assay);
 //! - samples are split into shards by batch, so every biomarker spans every shard; within a
@@ -51,6 +52,8 @@ pub struct DemoSpec {
     pub case_fraction: f64,
     /// Seed of the generator.
     pub seed: u64,
+    /// Significant decimal digits values are rounded to; None keeps full precision.
+    pub digits: Option<usize>,
 }
 
 /// The dataset shipped in `testdata/demo` and embedded in the binary.
@@ -60,6 +63,7 @@ pub const DEFAULT: DemoSpec = DemoSpec {
     shards: 4,
     case_fraction: 0.25,
     seed: 20_240_101,
+    digits: Some(3),
 };
 
 /// Rows per Parquet row group and per Arrow batch while writing.
@@ -331,7 +335,10 @@ fn write_measurements(
                     0.0
                 };
                 let value = (marker.mu + shift + marker.sigma * rng.normal()).exp();
-                Some(round_significant(value, 3))
+                Some(match spec.digits {
+                    Some(digits) => round_significant(value, digits),
+                    None => value,
+                })
             };
             batch.push(person.id, &marker.name, value);
             rows += 1;

@@ -3,6 +3,7 @@
 //! Apache DataFusion with Discern's statistical functions (`discern-udfs`), tables of sharded
 //! Parquet on local disk or S3, and a memory limit that holds (queries spill or fail alone).
 
+pub mod bounded_aggregate;
 pub mod config;
 pub mod demo_data;
 pub mod error;

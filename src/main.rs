@@ -234,6 +234,13 @@ struct DemoArgs {
     /// Seed of the generator (the same seed gives the same bytes).
     #[arg(long, default_value_t = demo_data::DEFAULT.seed)]
     seed: u64,
+    /// Significant digits values are rounded to, as an instrument reports them (ties).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=17))]
+    digits: u8,
+    /// Keep values at full precision (no rounding: about as many distinct values as rows, as
+    /// concentrations computed from a calibration curve are).
+    #[arg(long, conflicts_with = "digits")]
+    full_precision: bool,
     /// Replace `samples/` and `measurements/` if they exist.
     #[arg(long)]
     force: bool,
@@ -289,6 +296,7 @@ async fn run(cli: Cli) -> Result<()> {
                 shards: args.shards,
                 case_fraction: args.case_fraction,
                 seed: args.seed,
+                digits: (!args.full_precision).then_some(usize::from(args.digits)),
             };
             let generated = demo_data::generate(&spec, &args.out, args.force)?;
             let shifted: Vec<String> = generated

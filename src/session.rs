@@ -64,27 +64,45 @@ impl Engine {
         let options = session.options_mut();
         // Spill files are written once and read once: cheap compression halves the disk I/O.
         options.execution.spill_compression = SpillCompression::Lz4Frame;
-        // What each sort keeps back for merging its spilled runs. DataFusion's fixed 10 MiB
-        // is too little for large sorts under a generous limit and too much under a tight
-        // one (the merge then fails with "resources exhausted"); a share of the pool works
-        // from 32 MiB to GiBs (measured in tests/memory_limit.rs and the README).
         options.execution.sort_spill_reservation_bytes =
-            (limit.as_usize() / (2 * partitions)).max(1 << 20);
+            sort_merge_reservation(limit.as_usize(), partitions);
         // Filters on biomarker / sample_id skip row groups and pages, not just files.
         options.execution.parquet.pushdown_filters = true;
         options.execution.parquet.reorder_filters = true;
 
-        let state = SessionStateBuilder::new()
-            .with_config(session)
-            .with_runtime_env(runtime)
-            .with_default_features()
-            .build();
+        let state = with_discern_rules(
+            SessionStateBuilder::new()
+                .with_config(session)
+                .with_runtime_env(runtime)
+                .with_default_features(),
+        )
+        .build();
         let ctx = SessionContext::new_with_state(state);
         discern_udfs::register_all(&ctx)?;
         let files = Arc::new(FileTracker::default());
         crate::storage::register_tables(&ctx, config, &files).await?;
         Ok(Self { ctx, pool, files })
     }
+}
+
+/// What each sort keeps back, from its first batch, for merging the runs it may spill
+/// (DataFusion counts it as held although nothing is allocated until a merge). A share of the
+/// pool, but at most 64 MiB: with half of the pool per partition (the rule before) the pool
+/// reported gigabytes held by sorts of a thousand rows and left every other operator a
+/// sliver of a small limit. Less does not do: DataFusion's merge grows past its reservation
+/// while the sort still holds its last run, and fails at 128 MiB with 16 MiB kept back
+/// (tests/memory_limit.rs).
+pub fn sort_merge_reservation(limit: usize, partitions: usize) -> usize {
+    (limit / (4 * partitions.max(1))).clamp(1 << 20, 64 << 20)
+}
+
+/// Adds Discern's physical optimizer rules to a session being built: aggregations whose
+/// states keep every value of a group run in a [`BoundedAggregateExec`], which spills by
+/// group hash (`src/bounded_aggregate`).
+///
+/// [`BoundedAggregateExec`]: crate::bounded_aggregate::BoundedAggregateExec
+pub fn with_discern_rules(builder: SessionStateBuilder) -> SessionStateBuilder {
+    builder.with_physical_optimizer_rule(Arc::new(crate::bounded_aggregate::BoundValueAggregates))
 }
 
 /// Rejects what a read-only analytics engine must not run: writes (INSERT, COPY TO), tables

@@ -331,11 +331,13 @@ impl Shared {
     }
 
     async fn build_session(&self, user: &str) -> Result<UserSession> {
-        let state = SessionStateBuilder::new()
-            .with_config(self.base.copied_config())
-            .with_runtime_env(self.base.runtime_env())
-            .with_default_features()
-            .build();
+        let state = crate::session::with_discern_rules(
+            SessionStateBuilder::new()
+                .with_config(self.base.copied_config())
+                .with_runtime_env(self.base.runtime_env())
+                .with_default_features(),
+        )
+        .build();
         let ctx = SessionContext::new_with_state(state);
         discern_udfs::register_all(&ctx)?;
         let granted = self.granted(user);

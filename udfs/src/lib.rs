@@ -45,6 +45,20 @@ pub fn all_window_functions() -> Vec<Arc<WindowUDF>> {
     adjust::all()
 }
 
+/// Whether the aggregate named `name` keeps every value of a group in its state (rank and ROC
+/// statistics, the signed-rank test, the regressions, the shared state of `shared`, and
+/// DataFusion's exact median and percentiles): its memory grows with the number of distinct
+/// values, so a grouped aggregation of it needs to be able to spill by group
+/// (`src/bounded_aggregate` in the `discern` crate).
+pub fn keeps_values(name: &str) -> bool {
+    name == shared::SHARED_NAME
+        || ranks::RankStatistic::ALL.iter().any(|s| s.name() == name)
+        || roc::RocFunction::ALL.iter().any(|f| f.name() == name)
+        || logistic::Model::ALL.iter().any(|m| m.name() == name)
+        || name == paired::PairedTest::SignedRank.name()
+        || matches!(name, "median" | "percentile_cont" | "quantile_cont")
+}
+
 /// Registers every function of the catalog with a session.
 pub fn register_all(ctx: &SessionContext) -> Result<()> {
     for f in all_scalar_functions() {
