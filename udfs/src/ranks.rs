@@ -28,7 +28,7 @@ use crate::docs::{SECTION, doc};
 use crate::kernels::PValueMethod;
 use crate::kernels::distributions::normal_quantile;
 use crate::kernels::ks::ks_test;
-use crate::kernels::ranks::{RankSums, auto_uses_exact, delong_variance, rank_sums};
+use crate::kernels::ranks::{RankSums, auto_uses_exact, rank_sums, rank_sums_and_delong};
 use crate::kernels::tally::Tally;
 use crate::state::{
     Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator, float_fields, float_struct,
@@ -541,34 +541,68 @@ pub(crate) fn evaluate_groups(
     groups: &mut [GroupValues],
 ) -> Result<ArrayRef> {
     if statistic == RankStatistic::Ks {
-        let method = options.method;
-        return float_struct(
-            &KS_FIELDS,
-            groups.iter_mut().map(|g| {
-                (!g.case.is_empty() && !g.control.is_empty()).then(|| {
-                    let r = ks_test(&g.case, &g.control, method);
-                    [Some(r.d), r.p]
-                })
-            }),
-        );
+        return ks_array(options, groups);
     }
-    let sums: Vec<RankSums> = groups
+    let with_delong = statistic == RankStatistic::AucCi;
+    let summaries: Vec<RankSummary> = groups
         .iter()
-        .map(|g| rank_sums(&g.case, &g.control))
+        .map(|g| {
+            if with_delong {
+                rank_sums_and_delong(&g.case, &g.control)
+            } else {
+                (rank_sums(&g.case, &g.control), None)
+            }
+        })
         .collect();
+    evaluate_summaries(statistic, options, &summaries)
+}
+
+/// U with DeLong's variance (when asked for) of one group.
+pub(crate) type RankSummary = (RankSums, Option<f64>);
+
+/// The rank summaries of compacted groups with DeLong's variance, for callers that evaluate
+/// several rank statistics from one state (`shared`).
+pub(crate) fn summaries(groups: &[GroupValues]) -> Vec<RankSummary> {
+    groups
+        .iter()
+        .map(|g| rank_sums_and_delong(&g.case, &g.control))
+        .collect()
+}
+
+/// `ks_test` of each compacted group.
+pub(crate) fn ks_array(options: Options, groups: &[GroupValues]) -> Result<ArrayRef> {
+    let method = options.method;
+    float_struct(
+        &KS_FIELDS,
+        groups.iter().map(|g| {
+            (!g.case.is_empty() && !g.control.is_empty()).then(|| {
+                let r = ks_test(&g.case, &g.control, method);
+                [Some(r.d), r.p]
+            })
+        }),
+    )
+}
+
+/// A rank statistic other than KS from the groups' summaries (DeLong's variance needed for
+/// `auc_ci`).
+pub(crate) fn evaluate_summaries(
+    statistic: RankStatistic,
+    options: Options,
+    summaries: &[RankSummary],
+) -> Result<ArrayRef> {
     match statistic {
         RankStatistic::Auc => {
             return Ok(Arc::new(Float64Array::from_iter(
-                sums.iter().map(RankSums::auc),
+                summaries.iter().map(|(s, _)| s.auc()),
             )));
         }
-        RankStatistic::AucCi => return auc_ci_array(&sums, groups, options.level),
+        RankStatistic::AucCi => return auc_ci_array(summaries, options.level),
         RankStatistic::MannWhitney | RankStatistic::Ks => {}
     }
     let method = options.method;
     float_struct(
         &MANN_WHITNEY_FIELDS,
-        sums.iter().map(|s| {
+        summaries.iter().map(|(s, _)| {
             if s.n_case == 0 || s.n_control == 0 {
                 return None;
             }
@@ -588,14 +622,14 @@ pub(crate) fn evaluate_groups(
     )
 }
 
-/// {auc, se, lower, upper} per group; the groups must be compacted.
-fn auc_ci_array(sums: &[RankSums], groups: &[GroupValues], level: f64) -> Result<ArrayRef> {
+/// {auc, se, lower, upper} per group, from its summary.
+fn auc_ci_array(summaries: &[RankSummary], level: f64) -> Result<ArrayRef> {
     let z = normal_quantile(0.5 + level / 2.0);
     float_struct(
         &AUC_CI_FIELDS,
-        sums.iter().zip(groups).map(|(s, g)| {
+        summaries.iter().map(|(s, variance)| {
             let auc = s.auc()?;
-            let se = delong_variance(&g.case, &g.control).map(|v| v.max(0.0).sqrt());
+            let se = variance.map(|v| v.max(0.0).sqrt());
             let interval = se.map(|se| {
                 (
                     (auc - z * se).clamp(0.0, 1.0),

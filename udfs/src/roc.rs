@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::docs::{SECTION, doc};
-use crate::kernels::roc::{Given, coords_at, partial_auc, roc_curve, roc_test, youden};
+use crate::kernels::roc::{Given, coords_at, partial_auc, roc_curve, roc_test, youden_point};
 use crate::ranks::GroupValues;
 use crate::state::{
     Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator, flag_argument, float_fields,
@@ -198,12 +198,15 @@ fn curves(
     })
 }
 
-/// `youden`'s {threshold, sensitivity, specificity, j} of each group.
+/// `youden`'s {threshold, sensitivity, specificity, j} of each group (in one pass over the
+/// values, without building the curve).
 pub(crate) fn youden_array(groups: &mut [GroupValues]) -> Result<ArrayRef> {
     float_struct(
         &YOUDEN_FIELDS,
-        curves(groups).map(|curve| {
-            curve.and_then(|c| youden(&c)).map(|p| {
+        groups.iter_mut().map(|g| {
+            g.compact();
+            (!g.case.is_empty() && !g.control.is_empty()).then(|| {
+                let p = youden_point(&g.case, &g.control);
                 [
                     Some(p.threshold),
                     Some(p.sensitivity),

@@ -157,6 +157,11 @@ impl SharedTwoGroup {
             } else {
                 Vec::new()
             };
+            // U and DeLong's variance in one walk per group, shared by the rank statistics.
+            let summaries = items
+                .iter()
+                .any(|i| matches!(i, Item::Rank(s, ..) if *s != RankStatistic::Ks))
+                .then(|| crate::ranks::summaries(&values));
             let mut columns = Vec::with_capacity(items.len());
             for item in &items {
                 columns.push(match *item {
@@ -165,7 +170,13 @@ impl SharedTwoGroup {
                             method,
                             level: f64::from_bits(level),
                         };
-                        evaluate_groups(statistic, options, &mut values)?
+                        match (statistic, &summaries) {
+                            (RankStatistic::Ks, _) => crate::ranks::ks_array(options, &values)?,
+                            (_, Some(summaries)) => {
+                                crate::ranks::evaluate_summaries(statistic, options, summaries)?
+                            }
+                            (_, None) => evaluate_groups(statistic, options, &mut values)?,
+                        }
                     }
                     Item::Youden => youden_array(&mut values)?,
                     Item::Moment(statistic) => {

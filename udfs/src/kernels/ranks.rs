@@ -29,21 +29,67 @@ pub struct RankSums {
 /// Ranks cases against controls (compacted tallies of finite values): U₁ counts, for each
 /// case, the controls below it plus half of the controls equal to it.
 pub fn rank_sums(case: &Tally, control: &Tally) -> RankSums {
+    rank_walk(case, control, false).0
+}
+
+/// [`rank_sums`] and [`delong_variance`] in one merge walk over the values.
+pub fn rank_sums_and_delong(case: &Tally, control: &Tally) -> (RankSums, Option<f64>) {
+    rank_walk(case, control, true)
+}
+
+/// The weighted mean and sum of squared deviations of a sequence of (value, weight), by West's
+/// (1979) weighted form of Welford's update: one pass, no storage, stable.
+#[derive(Debug, Default, Clone, Copy)]
+struct Spread {
+    weight: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Spread {
+    fn add(&mut self, x: f64, w: f64) {
+        self.weight += w;
+        let delta = x - self.mean;
+        self.mean += delta * w / self.weight;
+        self.m2 += w * delta * (x - self.mean);
+    }
+}
+
+/// One walk over the merged runs: U, the tie term and, with `delong`, the spread of the
+/// placement values (see [`delong_variance`]).
+fn rank_walk(case: &Tally, control: &Tally, delong: bool) -> (RankSums, Option<f64>) {
+    let (n1, n0) = (case.len(), control.len());
     let mut u = 0.0;
     let mut ties = 0.0;
-    let mut controls_below = 0u64;
+    let (mut cases_below, mut controls_below) = (0u64, 0u64);
+    let (mut v10, mut v01) = (Spread::default(), Spread::default());
     merged_runs(case, control, |_, cases_here, controls_here| {
         u += cases_here as f64 * (controls_below as f64 + 0.5 * controls_here as f64);
-        controls_below += controls_here;
         let t = (cases_here + controls_here) as f64;
         ties += t * t * t - t;
+        if delong {
+            if cases_here > 0 {
+                let placement = (controls_below as f64 + 0.5 * controls_here as f64) / n0 as f64;
+                v10.add(placement, cases_here as f64);
+            }
+            if controls_here > 0 {
+                let above = n1 - cases_below - cases_here;
+                let placement = (above as f64 + 0.5 * cases_here as f64) / n1 as f64;
+                v01.add(placement, controls_here as f64);
+            }
+        }
+        cases_below += cases_here;
+        controls_below += controls_here;
     });
-    RankSums {
+    let sums = RankSums {
         u,
-        n_case: case.len() as usize,
-        n_control: control.len() as usize,
+        n_case: n1 as usize,
+        n_control: n0 as usize,
         ties,
-    }
+    };
+    let variance = (delong && n1 >= 2 && n0 >= 2)
+        .then(|| v10.m2 / (n1 - 1) as f64 / n1 as f64 + v01.m2 / (n0 - 1) as f64 / n0 as f64);
+    (sums, variance)
 }
 
 /// Walks the distinct values of two compacted tallies in ascending order (equal values, −0
@@ -129,41 +175,14 @@ impl RankSums {
 }
 
 /// DeLong's variance of the AUC from the placement values (DeLong, DeLong & Clarke-Pearson
-/// 1988; computed in O(n log n) as Sun & Xu 2014 do, here by one merge sweep over the
+/// 1988; computed in O(n log n) as Sun & Xu 2014 do, here by one merge walk over the
 /// compacted groups, each distinct value weighted by its count): V₁₀(x) = P(control < x) +
 /// ½ P(control = x) for each case, V₀₁(y) = P(case > y) + ½ P(case = y) for each control;
-/// var = s²(V₁₀)/n₁ + s²(V₀₁)/n₀ with n − 1 denominators. None when a group has fewer than 2
-/// values.
+/// var = s²(V₁₀)/n₁ + s²(V₀₁)/n₀ with n − 1 denominators, the spreads accumulated in the
+/// walk (West's weighted Welford update) rather than from stored placements. None when a
+/// group has fewer than 2 values.
 pub fn delong_variance(case: &Tally, control: &Tally) -> Option<f64> {
-    let (n1, n0) = (case.len(), control.len());
-    if n1 < 2 || n0 < 2 {
-        return None;
-    }
-    // (placement value, weight) of each distinct case value and control value.
-    let mut v10: Vec<(f64, u64)> = Vec::with_capacity(case.distinct());
-    let mut v01: Vec<(f64, u64)> = Vec::with_capacity(control.distinct());
-    let (mut cases_below, mut controls_below) = (0u64, 0u64);
-    merged_runs(case, control, |_, cases_here, controls_here| {
-        if cases_here > 0 {
-            let placement = (controls_below as f64 + 0.5 * controls_here as f64) / n0 as f64;
-            v10.push((placement, cases_here));
-        }
-        if controls_here > 0 {
-            let above = n1 - cases_below - cases_here;
-            let placement = (above as f64 + 0.5 * cases_here as f64) / n1 as f64;
-            v01.push((placement, controls_here));
-        }
-        cases_below += cases_here;
-        controls_below += controls_here;
-    });
-    let variance = |v: &[(f64, u64)], n: u64| {
-        let mean = v.iter().map(|&(x, w)| x * w as f64).sum::<f64>() / n as f64;
-        v.iter()
-            .map(|&(x, w)| w as f64 * (x - mean) * (x - mean))
-            .sum::<f64>()
-            / (n - 1) as f64
-    };
-    Some(variance(&v10, n1) / n1 as f64 + variance(&v01, n0) / n0 as f64)
+    rank_walk(case, control, true).1
 }
 
 /// The largest n₁·n₀ for which the exact distribution is computed (scipy's exact method has

@@ -87,6 +87,43 @@ pub fn youden(curve: &[RocPoint]) -> Option<RocPoint> {
     best
 }
 
+/// The point [`youden`] picks from [`roc_curve`], found in one pass over the merged values
+/// without building the curve (on full-precision data the curve has as many points as
+/// values). The same points, sums and comparisons in the same order: the same bits.
+pub fn youden_point(case: &Tally, control: &Tally) -> RocPoint {
+    let (n1, n0) = (case.len(), control.len());
+    let mut best = RocPoint {
+        threshold: f64::NEG_INFINITY,
+        sensitivity: 1.0,
+        specificity: 0.0,
+    };
+    // Whether `best` is the last point so far, whose threshold waits for the next value.
+    let mut best_is_last = false;
+    let (mut cases_upto, mut controls_upto) = (0u64, 0u64);
+    let mut previous: Option<f64> = None;
+    merged_runs(case, control, |v, cases_here, controls_here| {
+        if let Some(p) = previous
+            && best_is_last
+        {
+            best.threshold = midpoint(p, v);
+        }
+        best_is_last = false;
+        cases_upto += cases_here;
+        controls_upto += controls_here;
+        let point = RocPoint {
+            threshold: f64::INFINITY,
+            sensitivity: (n1 - cases_upto) as f64 / n1 as f64,
+            specificity: (n0 - (n0 - controls_upto)) as f64 / n0 as f64,
+        };
+        if point.sensitivity + point.specificity > best.sensitivity + best.specificity {
+            best = point;
+            best_is_last = true;
+        }
+        previous = Some(v);
+    });
+    best
+}
+
 /// Which coordinate is given to [`coords_at`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Given {
@@ -314,6 +351,34 @@ mod tests {
         // pROC returns only 6.5 here: 1 + 2/6 and 0.5 + 5/6 differ in the last bit.
         let curve = roc_curve(&tally(&[3.0, 7.0]), &tally(&[1.0, 2.0, 4.0, 5.0, 6.0, 8.0]));
         assert_eq!(youden(&curve).map(|p| p.threshold), Some(6.5));
+    }
+
+    #[test]
+    fn the_one_pass_youden_point_is_the_curve_s() {
+        let value = |i: u64| ((i * 7919) % 1009) as f64 / 10.0;
+        for (cases, controls) in [(30, 70), (1, 5), (200, 13), (500, 500)] {
+            let case = tally(
+                &(0..cases)
+                    .map(|i| value(3 * i + 1) + 3.0)
+                    .collect::<Vec<_>>(),
+            );
+            let control = tally(&(0..controls).map(|i| value(5 * i + 2)).collect::<Vec<_>>());
+            let from_curve = youden(&roc_curve(&case, &control)).unwrap();
+            let direct = youden_point(&case, &control);
+            assert_eq!(
+                (
+                    from_curve.threshold.to_bits(),
+                    from_curve.sensitivity,
+                    from_curve.specificity
+                ),
+                (
+                    direct.threshold.to_bits(),
+                    direct.sensitivity,
+                    direct.specificity
+                ),
+                "{cases} x {controls}"
+            );
+        }
     }
 
     #[test]
