@@ -29,6 +29,12 @@
 //! query_memory = "256MiB"          # admission: memory_limit / query_memory queries at once
 //! queue_timeout = "10min"           # how long a query may wait for its turn
 //!
+//! [cluster]                         # run queries on `discern worker`s (see src/cluster)
+//! workers = ["https://worker-1:7443", "https://worker-2:7443"]  # or workers_dns = "name:port"
+//! tls_cert = "/etc/discern/cluster/tls.crt"   # mutual TLS: this node's certificate,
+//! tls_key = "/etc/discern/cluster/tls.key"    # its key,
+//! ca = "/etc/discern/cluster/ca.crt"          # and the CA that signs every node's
+//!
 //! [grants]                          # who may read which tables (default: everyone, all)
 //! alice = ["measurements", "samples"]
 //! "*" = ["samples"]                 # users not listed
@@ -71,6 +77,9 @@ pub struct Config {
     /// table. A user without an entry (and no `"*"`) reads nothing.
     #[serde(default)]
     pub grants: BTreeMap<String, Vec<String>>,
+    /// Workers to run queries on (cluster mode). Default: none, queries run in this process.
+    #[serde(default)]
+    pub cluster: crate::cluster::ClusterConfig,
 }
 
 /// Settings of `discern serve`.

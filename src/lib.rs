@@ -4,6 +4,7 @@
 //! Parquet on local disk or S3, and a memory limit that holds (queries spill or fail alone).
 
 pub mod bounded_aggregate;
+pub mod cluster;
 pub mod config;
 pub mod demo_data;
 pub mod error;

@@ -39,6 +39,38 @@ enum Command {
     /// Manage the users who may log in to `discern serve`.
     #[command(subcommand)]
     User(UserCommand),
+    /// Run a cluster worker: coordinators (`serve` or `query` with --worker or [cluster])
+    /// send it parts of their queries over mutual TLS.
+    Worker(WorkerArgs),
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    /// Address to listen on (port 0: any free port; the real one is printed).
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: String,
+    /// This worker's certificate chain (PEM), signed by the cluster CA.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// This worker's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// The cluster CA (PEM): every coordinator and worker must present a certificate it signed.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// A TOML config file (memory limit, spill directory, [s3], [cluster] server_name).
+    #[arg(long, value_name = "FILE", env = "DISCERN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Memory this worker's tasks may hold before they spill or fail.
+    /// [default: half of the memory available to the process]
+    #[arg(long, value_name = "SIZE")]
+    memory_limit: Option<ByteSize>,
+    /// Directory for spill files [default: the system temporary directory].
+    #[arg(long, value_name = "DIR")]
+    spill_dir: Option<PathBuf>,
+    /// Partitions a task runs in parallel [default: the number of CPU cores].
+    #[arg(long, value_name = "N")]
+    target_partitions: Option<usize>,
 }
 
 #[derive(Args)]
@@ -184,6 +216,19 @@ struct EngineArgs {
     /// Partitions a query runs in parallel [default: the number of CPU cores].
     #[arg(long, value_name = "N")]
     target_partitions: Option<usize>,
+    /// A cluster worker to run queries on (https://HOST:PORT; repeatable). Replaces the
+    /// workers of [cluster] in the config file.
+    #[arg(long = "worker", value_name = "URL")]
+    workers: Vec<String>,
+    /// This node's certificate (PEM) for the cluster's mutual TLS.
+    #[arg(long, value_name = "FILE")]
+    cluster_cert: Option<PathBuf>,
+    /// This node's private key (PEM) for the cluster's mutual TLS.
+    #[arg(long, value_name = "FILE")]
+    cluster_key: Option<PathBuf>,
+    /// The cluster CA (PEM): workers must present a certificate it signed.
+    #[arg(long, value_name = "FILE")]
+    cluster_ca: Option<PathBuf>,
 }
 
 impl EngineArgs {
@@ -209,6 +254,20 @@ impl EngineArgs {
                 ));
             }
             config.target_partitions = Some(n);
+        }
+        let cluster = &mut config.cluster;
+        if !self.workers.is_empty() {
+            cluster.workers.clone_from(&self.workers);
+            cluster.workers_dns = None;
+        }
+        if self.cluster_cert.is_some() {
+            cluster.tls_cert.clone_from(&self.cluster_cert);
+        }
+        if self.cluster_key.is_some() {
+            cluster.tls_key.clone_from(&self.cluster_key);
+        }
+        if self.cluster_ca.is_some() {
+            cluster.ca.clone_from(&self.cluster_ca);
         }
         Ok(config)
     }
@@ -289,6 +348,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Query(args) => run_query(args).await,
         Command::Serve(args) => run_serve(args).await,
         Command::User(command) => run_user(command),
+        Command::Worker(args) => run_worker(args).await,
         Command::DemoData(args) => {
             let spec = DemoSpec {
                 samples: args.samples,
@@ -369,8 +429,40 @@ async fn run_query(args: QueryArgs) -> Result<()> {
             stats.spill_count,
             query::peak_rss().map_or("unknown".to_string(), |b| ByteSize(b).to_string()),
         );
+        if let Some(run) = &stats.cluster {
+            eprintln!("cluster: {run}");
+        }
     }
     Ok(())
+}
+
+async fn run_worker(args: WorkerArgs) -> Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if args.memory_limit.is_some() {
+        config.memory_limit = args.memory_limit;
+    }
+    if args.spill_dir.is_some() {
+        config.spill_dir.clone_from(&args.spill_dir);
+    }
+    if let Some(n) = args.target_partitions {
+        if n == 0 {
+            return Err(Error::Config(
+                "--target-partitions must be at least 1".into(),
+            ));
+        }
+        config.target_partitions = Some(n);
+    }
+    discern::cluster::worker::run(discern::cluster::worker::WorkerOptions {
+        listen: args.listen,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        ca: args.ca,
+        config,
+    })
+    .await
 }
 
 async fn run_serve(args: ServeArgs) -> Result<()> {

@@ -37,6 +37,8 @@ pub struct Stats {
     pub spilled_bytes: usize,
     /// Number of spill files written.
     pub spill_count: usize,
+    /// What the last statement that ran on the cluster did there.
+    pub cluster: Option<Arc<crate::cluster::ClusterRun>>,
 }
 
 /// Splits `sql` into statements and runs them in order, stopping at the first error.
@@ -111,6 +113,9 @@ async fn run_one(
     };
     stats.rows += rows;
     let (bytes, files) = spills(&physical);
+    if let Some(run) = crate::cluster::run_of(&physical) {
+        stats.cluster = Some(run);
+    }
     stats.spilled_bytes += bytes;
     stats.spill_count += files;
     Ok(())

@@ -6,7 +6,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use datafusion::common::config::SpillCompression;
+use datafusion::common::config::{ConfigOptions, SpillCompression};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionStateBuilder;
@@ -14,7 +14,7 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool,
 };
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -35,41 +35,8 @@ pub struct Engine {
 impl Engine {
     /// Builds the session and registers the configured tables (or the demo dataset).
     pub async fn new(config: &Config) -> Result<Self> {
-        let limit = config.effective_memory_limit();
-        let pool = Arc::new(PeakMemoryPool::new(limit));
-        let mut disk = DiskManagerBuilder::default();
-        if let Some(dir) = &config.spill_dir {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::Config(format!("spill directory {}: {e}", dir.display())))?;
-            disk = disk.with_mode(DiskManagerMode::Directories(vec![dir.clone()]));
-        }
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(pool.clone())
-            .with_disk_manager_builder(disk)
-            .build_arc()?;
-
-        let partitions = config
-            .target_partitions
-            .or_else(|| {
-                std::thread::available_parallelism()
-                    .ok()
-                    .map(NonZeroUsize::get)
-            })
-            .unwrap_or(1)
-            .max(1);
-        let mut session = SessionConfig::new()
-            .with_information_schema(true)
-            .with_target_partitions(partitions)
-            .with_default_catalog_and_schema("datafusion", "public");
-        let options = session.options_mut();
-        // Spill files are written once and read once: cheap compression halves the disk I/O.
-        options.execution.spill_compression = SpillCompression::Lz4Frame;
-        options.execution.sort_spill_reservation_bytes =
-            sort_merge_reservation(limit.as_usize(), partitions);
-        // Filters on biomarker / sample_id skip row groups and pages, not just files.
-        options.execution.parquet.pushdown_filters = true;
-        options.execution.parquet.reorder_filters = true;
-
+        let (runtime, pool) = runtime_env(config)?;
+        let session = crate::cluster::configure(session_config(config), &config.cluster)?;
         let state = with_discern_rules(
             SessionStateBuilder::new()
                 .with_config(session)
@@ -78,11 +45,72 @@ impl Engine {
         )
         .build();
         let ctx = SessionContext::new_with_state(state);
-        discern_udfs::register_all(&ctx)?;
+        register_statistics(&ctx)?;
         let files = Arc::new(FileTracker::default());
         crate::storage::register_tables(&ctx, config, &files).await?;
         Ok(Self { ctx, pool, files })
     }
+}
+
+/// The runtime every query of the process runs in: the memory pool of the configured limit
+/// (which remembers its peak) and the spill directory.
+pub fn runtime_env(config: &Config) -> Result<(Arc<RuntimeEnv>, Arc<PeakMemoryPool>)> {
+    let pool = Arc::new(PeakMemoryPool::new(config.effective_memory_limit()));
+    let mut disk = DiskManagerBuilder::default();
+    if let Some(dir) = &config.spill_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Config(format!("spill directory {}: {e}", dir.display())))?;
+        disk = disk.with_mode(DiskManagerMode::Directories(vec![dir.clone()]));
+    }
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(pool.clone())
+        .with_disk_manager_builder(disk)
+        .build_arc()?;
+    Ok((runtime, pool))
+}
+
+/// The session settings of every query: partitions, spill compression, what sorts keep back
+/// for merging, Parquet filter pushdown.
+pub fn session_config(config: &Config) -> SessionConfig {
+    let partitions = config
+        .target_partitions
+        .or_else(|| {
+            std::thread::available_parallelism()
+                .ok()
+                .map(NonZeroUsize::get)
+        })
+        .unwrap_or(1)
+        .max(1);
+    let mut session = SessionConfig::new()
+        .with_information_schema(true)
+        .with_target_partitions(partitions)
+        .with_default_catalog_and_schema("datafusion", "public");
+    tune(session.options_mut(), config, partitions);
+    session
+}
+
+/// The execution options Discern sets (also on cluster workers, which do not receive the
+/// coordinator's).
+pub fn tune(options: &mut ConfigOptions, config: &Config, partitions: usize) {
+    // Spill files are written once and read once: cheap compression halves the disk I/O.
+    options.execution.spill_compression = SpillCompression::Lz4Frame;
+    options.execution.sort_spill_reservation_bytes =
+        sort_merge_reservation(config.effective_memory_limit().as_usize(), partitions);
+    // Filters on biomarker / sample_id skip row groups and pages, not just files.
+    options.execution.parquet.pushdown_filters = true;
+    options.execution.parquet.reorder_filters = true;
+}
+
+/// Registers Discern's statistical functions, and the rule that serves several rank
+/// statistics from one state, except on a cluster coordinator: datafusion-distributed ships
+/// aggregate functions by name, and the shared state's configuration lives in its instance.
+pub fn register_statistics(ctx: &SessionContext) -> Result<()> {
+    if crate::cluster::is_coordinator(ctx.state().config()) {
+        discern_udfs::register_functions(ctx)?;
+    } else {
+        discern_udfs::register_all(ctx)?;
+    }
+    Ok(())
 }
 
 /// What each sort keeps back, from its first batch, for merging the runs it may spill
@@ -102,7 +130,10 @@ pub fn sort_merge_reservation(limit: usize, partitions: usize) -> usize {
 ///
 /// [`BoundedAggregateExec`]: crate::bounded_aggregate::BoundedAggregateExec
 pub fn with_discern_rules(builder: SessionStateBuilder) -> SessionStateBuilder {
-    builder.with_physical_optimizer_rule(Arc::new(crate::bounded_aggregate::BoundValueAggregates))
+    let builder = builder
+        .with_physical_optimizer_rule(Arc::new(crate::bounded_aggregate::BoundValueAggregates));
+    // A cluster coordinator's sessions plan on the workers (no-op otherwise).
+    crate::cluster::attach(builder)
 }
 
 /// Rejects what a read-only analytics engine must not run: writes (INSERT, COPY TO), tables

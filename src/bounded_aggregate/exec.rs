@@ -82,6 +82,29 @@ impl BoundedAggregateExec {
         })
     }
 
+    /// The schema of the rows it aggregates.
+    pub fn input_schema(&self) -> SchemaRef {
+        Arc::clone(&self.input_schema)
+    }
+
+    /// The one-stage `AggregateExec` this operator computes, over `input`: how it is described
+    /// in a serialised plan (cluster mode ships it to workers this way).
+    pub fn as_aggregate(&self, input: Arc<dyn ExecutionPlan>) -> Result<AggregateExec> {
+        let mode = if self.partitioned {
+            AggregateMode::SinglePartitioned
+        } else {
+            AggregateMode::Single
+        };
+        AggregateExec::try_new(
+            mode,
+            self.group_by.clone(),
+            self.aggregates.clone(),
+            self.filters.clone(),
+            input,
+            Arc::clone(&self.input_schema),
+        )
+    }
+
     fn definition(&self, batch_size: usize) -> Result<Definition> {
         let group_schema = self.group_by.group_schema(&self.input_schema)?;
         let mut state_fields: Vec<Arc<Field>> = group_schema.fields().iter().cloned().collect();

@@ -29,6 +29,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 #[derive(Debug, Default)]
 pub struct RecordingPlanner {
     plans: Mutex<Vec<Arc<dyn ExecutionPlan>>>,
+    /// The planner it records for (DataFusion's when not set).
+    inner: std::sync::OnceLock<Arc<dyn QueryPlanner + Send + Sync>>,
 }
 
 #[async_trait]
@@ -38,9 +40,14 @@ impl QueryPlanner for RecordingPlanner {
         logical_plan: &LogicalPlan,
         session: &dyn Session,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let plan = DefaultPhysicalPlanner::default()
-            .create_physical_plan(logical_plan, session)
-            .await?;
+        let plan = match self.inner.get() {
+            Some(inner) => inner.create_physical_plan(logical_plan, session).await?,
+            None => {
+                DefaultPhysicalPlanner::default()
+                    .create_physical_plan(logical_plan, session)
+                    .await?
+            }
+        };
         if let Ok(mut plans) = self.plans.lock() {
             plans.push(Arc::clone(&plan));
         }
@@ -49,13 +56,20 @@ impl QueryPlanner for RecordingPlanner {
 }
 
 impl RecordingPlanner {
-    /// Bytes spilled by the plans made since the last call; forgets them.
-    pub fn take_spilled_bytes(&self) -> usize {
+    /// Records the plans of `inner` (set once, before the planner is used).
+    pub fn wrap(&self, inner: Arc<dyn QueryPlanner + Send + Sync>) {
+        let _ = self.inner.set(inner);
+    }
+
+    /// Bytes spilled by the plans made since the last call, and what the last of them that
+    /// ran on the cluster did there; forgets them.
+    pub fn take_finished(&self) -> (usize, Option<Arc<crate::cluster::ClusterRun>>) {
         let plans = match self.plans.lock() {
             Ok(mut plans) => std::mem::take(&mut *plans),
-            Err(_) => return 0,
+            Err(_) => return (0, None),
         };
-        plans.iter().map(|p| crate::query::spills(p).0).sum()
+        let spilled = plans.iter().map(|p| crate::query::spills(p).0).sum();
+        (spilled, plans.iter().rev().find_map(crate::cluster::run_of))
     }
 }
 

@@ -61,6 +61,13 @@ impl Audit {
             "rows": entry.rows,
             "peak_memory_bytes": entry.peak_memory,
             "spilled_bytes": entry.spilled_bytes,
+            "cluster": entry.cluster.as_ref().map(|run| json!({
+                "workers": run.workers(),
+                "stages": run.stages(),
+                "tasks": run.tasks(),
+                "retries": run.retries(),
+                "shuffled_bytes": run.shuffled_bytes(),
+            })),
             "duration_ms": (entry.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
             "outcome": result,
             "sqlstate": sqlstate,
@@ -88,6 +95,8 @@ pub struct Statement {
     pub peak_memory: usize,
     /// Bytes its operators spilled to disk.
     pub spilled_bytes: usize,
+    /// What it did on the cluster, if it ran there.
+    pub cluster: Option<std::sync::Arc<crate::cluster::ClusterRun>>,
     pub started: Instant,
 }
 

@@ -148,6 +148,9 @@ pub fn classify(error: &DataFusionError, hidden: &BTreeSet<String>) -> (&'static
             }
         }
         DataFusionError::Configuration(_) => "22023",
+        DataFusionError::External(e) => e
+            .downcast_ref::<crate::cluster::ClusterError>()
+            .map_or("XX000", crate::cluster::ClusterError::sqlstate),
         _ => "XX000",
     };
     if let Some(table) = not_found_table(&message) {

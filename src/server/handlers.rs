@@ -175,7 +175,7 @@ impl Drop for AuditGuard {
         if let Ok(mut entry) = self.entry.lock() {
             entry.rows = self.rows.load(Ordering::Relaxed);
             entry.peak_memory = self.conn.pool.peak();
-            entry.spilled_bytes = self.conn.planner.take_spilled_bytes();
+            (entry.spilled_bytes, entry.cluster) = self.conn.planner.take_finished();
             self.shared.audit.statement(&entry, &outcome);
         }
         if let Ok(mut activity) = self.conn.activity.lock() {
@@ -472,6 +472,7 @@ impl Handlers {
                 rows: 0,
                 peak_memory: 0,
                 spilled_bytes: 0,
+                cluster: None,
                 started: Instant::now(),
             }),
             rows: AtomicU64::new(0),

@@ -176,7 +176,10 @@ impl UserSession {
         )
         .with_memory_pool(pool)
         .build_arc()?;
-        let state = SessionStateBuilder::new_from_existing(self.ctx.state())
+        // The recording planner wraps the session's own (the cluster's, on a coordinator).
+        let base_state = self.ctx.state();
+        planner.wrap(Arc::clone(base_state.query_planner()));
+        let state = SessionStateBuilder::new_from_existing(base_state)
             .with_catalog_list(list)
             .with_runtime_env(runtime)
             .with_query_planner(planner)
@@ -339,7 +342,7 @@ impl Shared {
         )
         .build();
         let ctx = SessionContext::new_with_state(state);
-        discern_udfs::register_all(&ctx)?;
+        crate::session::register_statistics(&ctx)?;
         let granted = self.granted(user);
         let mut tables = Vec::new();
         for table in &granted {

@@ -22,8 +22,8 @@ include!(concat!(env!("OUT_DIR"), "/demo_files.rs"));
 /// Where the demo dataset is served from.
 pub const DEMO_URL: &str = "demo://builtin/";
 
-/// Registers the demo tables (`samples`, `measurements`).
-pub async fn register(ctx: &SessionContext, files: &Arc<FileTracker>) -> Result<()> {
+/// The in-memory store of the demo files at [`DEMO_URL`], and the names of its tables.
+pub async fn store() -> Result<(url::Url, Arc<dyn ObjectStore>, BTreeSet<String>)> {
     let store = InMemory::new();
     let mut tables = BTreeSet::new();
     for (path, bytes) in DEMO_FILES {
@@ -42,8 +42,13 @@ pub async fn register(ctx: &SessionContext, files: &Arc<FileTracker>) -> Result<
             "the binary was built without testdata/demo",
         ));
     }
-    let store: Arc<dyn ObjectStore> = Arc::new(store);
     let url = url::Url::parse(DEMO_URL).map_err(|e| Error::table("demo", DEMO_URL, e))?;
+    Ok((url, Arc::new(store), tables))
+}
+
+/// Registers the demo tables (`samples`, `measurements`).
+pub async fn register(ctx: &SessionContext, files: &Arc<FileTracker>) -> Result<()> {
+    let (url, store, tables) = store().await?;
     ctx.register_object_store(&url, store);
     for table in tables {
         let location = format!("{DEMO_URL}{table}/");

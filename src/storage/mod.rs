@@ -12,9 +12,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{DataFusionError, Result as DfResult};
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 
@@ -41,6 +43,52 @@ pub async fn register_tables(
         register_listing_table(ctx, name, &table.location, url, table, files).await?;
     }
     Ok(())
+}
+
+/// Object stores for a process that reads whatever locations its plans name (a cluster
+/// worker): local files, the embedded demo dataset, and any S3 bucket, whose store is made on
+/// first use from this process's own `AWS_*` environment and `[s3]` settings.
+pub async fn on_demand_stores(config: &Config) -> Result<Arc<dyn ObjectStoreRegistry>> {
+    let registry = DefaultObjectStoreRegistry::new();
+    let (url, store, _) = demo::store().await?;
+    registry.register_store(&url, store);
+    Ok(Arc::new(OnDemandStores {
+        registry,
+        s3: s3::S3Stores::new(&config.s3)?,
+    }))
+}
+
+/// See [`on_demand_stores`].
+#[derive(Debug)]
+struct OnDemandStores {
+    registry: DefaultObjectStoreRegistry,
+    s3: s3::S3Stores,
+}
+
+impl ObjectStoreRegistry for OnDemandStores {
+    fn register_store(
+        &self,
+        url: &url::Url,
+        store: Arc<dyn object_store::ObjectStore>,
+    ) -> Option<Arc<dyn object_store::ObjectStore>> {
+        self.registry.register_store(url, store)
+    }
+
+    fn get_store(&self, url: &url::Url) -> DfResult<Arc<dyn object_store::ObjectStore>> {
+        if let Ok(store) = self.registry.get_store(url) {
+            return Ok(store);
+        }
+        let Some(bucket) = url.host_str().filter(|_| url.scheme() == "s3") else {
+            return self.registry.get_store(url);
+        };
+        let store: Arc<dyn object_store::ObjectStore> = Arc::new(
+            self.s3
+                .store(bucket)
+                .map_err(|e| DataFusionError::Configuration(format!("S3 bucket {bucket}: {e}")))?,
+        );
+        self.registry.register_store(url, Arc::clone(&store));
+        Ok(store)
+    }
 }
 
 /// Parses a table location into a listing URL: a local directory or file, or an S3 prefix.

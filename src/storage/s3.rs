@@ -12,13 +12,14 @@ use std::time::Duration;
 
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::prelude::SessionContext;
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::{Certificate, ClientOptions, RetryConfig};
 
 use crate::config::S3Config;
 use crate::error::{Error, Result, one_line};
 
 /// Builds one S3 store per bucket and registers it with the session.
+#[derive(Debug)]
 pub(crate) struct S3Stores {
     ca_certificates: Vec<Certificate>,
     registered: BTreeSet<String>,
@@ -71,6 +72,11 @@ impl S3Stores {
         ctx.register_object_store(url.object_store().as_ref(), Arc::new(store));
         self.registered.insert(bucket);
         Ok(())
+    }
+
+    /// A store for `bucket`, configured from the environment.
+    pub(crate) fn store(&self, bucket: &str) -> std::result::Result<AmazonS3, String> {
+        self.builder(bucket).build().map_err(|e| one_line(&e))
     }
 
     fn builder(&self, bucket: &str) -> AmazonS3Builder {

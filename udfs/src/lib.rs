@@ -61,6 +61,15 @@ pub fn keeps_values(name: &str) -> bool {
 
 /// Registers every function of the catalog with a session.
 pub fn register_all(ctx: &SessionContext) -> Result<()> {
+    register_functions(ctx)?;
+    // Rank statistics of the same (value, is_case) share one state (see `shared`).
+    ctx.add_optimizer_rule(Arc::new(shared::ShareTwoGroupState));
+    Ok(())
+}
+
+/// Registers every function of [`register_all`] without the shared-state rule (for sessions
+/// whose plans travel to other processes by function name: see `shared`).
+pub fn register_functions(ctx: &SessionContext) -> Result<()> {
     for f in all_scalar_functions() {
         ctx.register_udf(f.as_ref().clone());
     }
@@ -70,7 +79,5 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
     for f in all_window_functions() {
         ctx.register_udwf(f.as_ref().clone());
     }
-    // Rank statistics of the same (value, is_case) share one state (see `shared`).
-    ctx.add_optimizer_rule(Arc::new(shared::ShareTwoGroupState));
     Ok(())
 }
