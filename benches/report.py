@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """The discrimination report on S, M and L data: Discern against the tools a user would pick.
 
-    python3 benches/report.py [--discern target/release/discern] [--sizes S,M,L] [--runs 3]
+    python3 benches/report.py [--discern target/release/discern] [--sizes S,M,L,L-full] [--runs 3]
+
+A size is S, M or L, with values rounded to 3 significant digits like an instrument's, or
+S-full, M-full or L-full: the same samples with full-precision values (as many distinct values
+as rows, as concentrations computed from calibration curves have).
 
 For each size: generates the data once (`discern demo-data`, under target/bench-report/SIZE),
 then runs every tool as a whole process on the same files, the runs interleaved (run 1 of
@@ -115,13 +119,22 @@ def check(reference, path, tool):
                 sys.exit(f"{tool}: {biomarker} {column} = {got[column]}, Discern says {want[column]}")
 
 
+def shape(size):
+    """(samples, biomarkers, shards, full precision) of a size name such as `L` or `L-full`."""
+    base, _, variant = size.partition("-")
+    if base not in SIZES or variant not in ("", "full"):
+        sys.exit(f"unknown size {size!r}: one of {', '.join(SIZES)}, each optionally with -full")
+    return (*SIZES[base], variant == "full")
+
+
 def generate(discern, size, data):
     if (data / "measurements").exists():
         return
-    samples, biomarkers, shards = SIZES[size]
+    samples, biomarkers, shards, full = shape(size)
     subprocess.run(
         [str(discern), "demo-data", "--out", str(data), "--samples", str(samples),
-         "--biomarkers", str(biomarkers), "--shards", str(shards), "--case-fraction", "0.1"],
+         "--biomarkers", str(biomarkers), "--shards", str(shards), "--case-fraction", "0.1"]
+        + (["--full-precision"] if full else []),
         check=True, stdout=subprocess.DEVNULL,
     )
 
@@ -176,8 +189,10 @@ def main():
         median = {t: [statistics.median(x[i] for x in v) for i in range(3)] for t, v in times.items()}
         rows = sum(1 for _ in open(work / f"{size}-discern.csv")) - 1
         floor_cpu = median.get("scan_floor", [None, None])[1]
+        samples, biomarkers, _, full = shape(size)
+        values = "full-precision values" if full else "values to 3 significant digits"
         lines = [
-            f"### {size}: {SIZES[size][0]:,} samples × {SIZES[size][1]:,} biomarkers ({rows} report rows)",
+            f"### {size}: {samples:,} samples × {biomarkers:,} biomarkers, {values} ({rows} report rows)",
             "",
             "| tool | wall (s) | CPU (s) | peak RSS (MiB) | wall ÷ Discern's | CPU ÷ scan floor's |",
             "| --- | --- | --- | --- | --- | --- |",

@@ -42,7 +42,7 @@ pub enum Error {
     },
 
     /// Planning or executing a statement failed.
-    #[error("{}", one_line(.0))]
+    #[error("{}", query_message(.0))]
     Query(#[from] DataFusionError),
 
     /// A Parquet file failed to decode in the middle of a query.
@@ -60,6 +60,17 @@ pub enum Error {
     /// Writing a result or a generated file failed.
     #[error("{path}: {message}")]
     Output { path: PathBuf, message: String },
+}
+
+/// A query error's line: DataFusion's, or the cluster's own message for a statement the
+/// cluster could not run (without DataFusion's "External error: " prefix).
+fn query_message(error: &DataFusionError) -> String {
+    if let DataFusionError::External(inner) = error.find_root()
+        && let Some(cluster) = inner.downcast_ref::<crate::cluster::ClusterError>()
+    {
+        return one_line(cluster);
+    }
+    one_line(error)
 }
 
 impl Error {

@@ -76,9 +76,20 @@ impl Worker {
     }
 
     /// Starts `command` (a `discern` with its environment) as a worker.
-    fn start_with(pki: &Pki, memory_limit: &str, mut command: std::process::Command) -> Self {
+    fn start_with(pki: &Pki, memory_limit: &str, command: std::process::Command) -> Self {
         let (cert, key) = pki.node("worker");
-        let log = std::fs::File::create(pki.dir.path().join("worker.log")).unwrap();
+        Self::start_as(&cert, &key, &pki.ca, memory_limit, command)
+    }
+
+    /// A worker with this certificate and key, accepting clients signed by `ca`.
+    fn start_as(
+        cert: &Path,
+        key: &Path,
+        ca: &Path,
+        memory_limit: &str,
+        mut command: std::process::Command,
+    ) -> Self {
+        let log = std::fs::File::create(cert.with_extension("log")).unwrap();
         let mut child = command
             .args([
                 "worker",
@@ -88,11 +99,11 @@ impl Worker {
                 memory_limit,
             ])
             .arg("--tls-cert")
-            .arg(&cert)
+            .arg(cert)
             .arg("--tls-key")
-            .arg(&key)
+            .arg(key)
             .arg("--ca")
-            .arg(&pki.ca)
+            .arg(ca)
             .args(["--target-partitions", "2"])
             .stdout(Stdio::piped())
             .stderr(log)
@@ -491,7 +502,12 @@ fn full_precision_report_on_four_workers_within_their_memory_limits() {
     let refs: Vec<&Worker> = workers.iter().collect();
     let small = config(dir.path(), &data, Some((&pki, &refs)));
     let (outcome, _) = query(&small, &report(), &out);
-    outcome.fails_with(&["Resources exhausted", "64KiB"]);
+    let outcome = outcome.fails_with(&["Resources exhausted", "64KiB"]);
+    assert!(
+        !outcome.stderr.contains("lost a worker"),
+        "{}",
+        outcome.stderr
+    );
     for w in &mut workers {
         assert!(w.child.try_wait().unwrap().is_none(), "a worker died");
     }
@@ -534,6 +550,22 @@ fn peers_without_a_cluster_certificate_are_refused() {
     );
     assert!(!outcome.success, "a foreign certificate was accepted");
     assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
+
+    // A worker whose certificate another CA signed (it would accept our coordinator): the
+    // coordinator refuses to send it work.
+    let rogue = Worker::start_as(&cert, &key, &pki.ca, "256MiB", discern());
+    let refs = [&rogue];
+    let (outcome, _) = query(
+        &config(dir.path(), &data, Some((&pki, &refs))),
+        &format!("SELECT m.biomarker, auc(m.value, s.is_case) {FROM} GROUP BY 1"),
+        &out,
+    );
+    assert!(
+        !outcome.success,
+        "a worker with a foreign certificate got work"
+    );
+    assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
+    drop(rogue);
 
     // Plaintext HTTP/2 gets no HTTP/2 answer: the first bytes back are a TLS alert, or none.
     let mut tcp = std::net::TcpStream::connect(worker.addr()).unwrap();
@@ -826,4 +858,11 @@ async fn the_server_runs_statements_on_the_cluster_and_audits_them() {
         .find(|e| e["statement"] == "SELECT 1")
         .unwrap();
     assert!(catalog["cluster"].is_null(), "{catalog}");
+
+    // Every worker gone: a statement that reads files fails with 57P03, the session lives on.
+    drop(workers);
+    let c = many.connect().await;
+    let error = c.simple_query(&sql).await.unwrap_err();
+    assert_eq!(common::pg::code(&error), "57P03", "{error:?}");
+    assert_eq!(text_rows(&c, "SELECT 1").await.len(), 1);
 }

@@ -34,6 +34,10 @@ use url::Url;
 use super::resolver::Workers;
 use super::{Cluster, ClusterError};
 
+/// After a transport error with every worker answering, how many more probes, this far apart.
+const PROBE_AGAIN: usize = 4;
+const PROBE_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// What one statement did on the cluster.
 #[derive(Debug, Default)]
 pub struct ClusterRun {
@@ -391,8 +395,17 @@ async fn start(
             }
             Err(e) => e,
         };
-        let lost = cluster.workers.probe().await;
         let transport = looks_like_transport(&error);
+        let mut lost = cluster.workers.probe().await;
+        // A worker being killed resets its connections before its listener closes: after a
+        // transport error, look again for a moment before retrying on the same workers.
+        for _ in 0..PROBE_AGAIN {
+            if !(lost.is_empty() && transport) {
+                break;
+            }
+            tokio::time::sleep(PROBE_PAUSE).await;
+            lost = cluster.workers.probe().await;
+        }
         let retries = run.retries();
         if (lost.is_empty() && !transport) || retries >= cluster.max_retries {
             if lost.is_empty() && !transport {

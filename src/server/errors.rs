@@ -165,6 +165,11 @@ pub fn classify(error: &DataFusionError, hidden: &BTreeSet<String>) -> (&'static
             return (code, format!("relation \"{table}\" does not exist"));
         }
     }
+    if let DataFusionError::External(inner) = root
+        && let Some(cluster) = inner.downcast_ref::<crate::cluster::ClusterError>()
+    {
+        return (code, crate::error::one_line(cluster));
+    }
     let message = message
         .strip_prefix("Error during planning: ")
         .unwrap_or(&message)
