@@ -494,6 +494,15 @@ fn full_precision_report_on_four_workers_within_their_memory_limits() {
         "the workers' aggregation did not spill: {spills:?}\n{}",
         analyzed.stdout
     );
+    // Each worker within its limit plus the stated margin (README, "Memory": 256 MiB).
+    for w in &workers {
+        let peak = peak_rss(w.child.id());
+        assert!(
+            peak <= (1 + 256) << 20,
+            "a worker peaked at {} MiB",
+            peak >> 20
+        );
+    }
     drop(workers);
 
     // At 64 KiB a biomarker's state alone does not fit: the statement fails with the
@@ -632,6 +641,18 @@ fn peers_without_a_cluster_certificate_are_refused() {
     .fails_with(&["https://", "TLS"]);
     run(discern().args(["query", "--worker", &worker.url, "SELECT 1"]))
         .fails_with(&["cluster mode needs tls_cert"]);
+}
+
+/// A process's peak resident set size in bytes (VmHWM).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
 }
 
 /// CPU time a process has used, in clock ticks (user + system, from /proc).
