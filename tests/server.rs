@@ -98,6 +98,34 @@ async fn tls_and_scram_are_required_and_work() {
     let row = client.query_one("SELECT current_user", &[]).await.unwrap();
     let user: String = row.get(0);
     assert_eq!(user, server.user);
+    // current_database() is the database the client named (the config says "discern"), per
+    // connection, as PostgreSQL answers it.
+    let row = client
+        .query_one("SELECT current_database()", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "discern");
+    let mut config = server.config(&server.user, &server.password);
+    config
+        .dbname("lab_results")
+        .ssl_mode(tokio_postgres::config::SslMode::Require);
+    let (lab, conn) = config.connect(server.tls()).await.unwrap();
+    tokio::spawn(conn);
+    let row = lab
+        .query_one("SELECT current_database()", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "lab_results");
+    let row = lab
+        .query_one("SELECT pg_size_pretty(CAST(1000000 AS BIGINT))", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "977 kB");
+    let row = client
+        .query_one("SELECT current_database()", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "discern");
 
     // Channel binding required by the client: works because the server offers PLUS.
     let mut config = server.config(&server.user, &server.password);

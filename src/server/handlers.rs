@@ -255,6 +255,15 @@ impl Handlers {
                     format!("cannot start the session of user \"{user}\": {e}"),
                 )
             })?;
+        // current_database() is the name the client asked for (PostgreSQL's default: the
+        // user name); the catalog inside stays `datafusion`.
+        let database = client
+            .metadata()
+            .get(pgwire::api::METADATA_DATABASE)
+            .filter(|d| !d.is_empty())
+            .cloned()
+            .unwrap_or_else(|| user.to_string());
+        ctx.register_udf(datafusion_pg_catalog::pg_catalog::create_current_database_udf(&database));
         let (pid, secret) = self.shared.new_backend_key();
         let conn = Arc::new(Conn {
             service,

@@ -94,6 +94,59 @@ pub fn register(ctx: &SessionContext) {
         Volatility::Stable,
         Arc::new(to_regtype),
     ));
+    // psql's \dt+ and \l+ print sizes with it.
+    ctx.register_udf(create_udf(
+        "pg_size_pretty",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(size_pretty),
+    ));
+}
+
+/// `pg_size_pretty(bigint)`.
+fn size_pretty(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let [input] = args else {
+        return exec_err!("pg_size_pretty takes one argument");
+    };
+    let arrays = ColumnarValue::values_to_arrays(std::slice::from_ref(input))?;
+    let Some(sizes) = arrays.first().and_then(|a| {
+        a.as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+    }) else {
+        return exec_err!("pg_size_pretty takes a bigint");
+    };
+    let out: datafusion::arrow::array::StringArray =
+        sizes.iter().map(|s| s.map(pretty_size)).collect();
+    shaped_like(input, Arc::new(out))
+}
+
+/// A byte count as PostgreSQL's `pg_size_pretty` writes it (src/backend/utils/adt/dbsize.c):
+/// bytes below 10 kB, then the largest unit under which the number stays below 20,480 halves,
+/// rounded half away from zero.
+fn pretty_size(bytes: i64) -> String {
+    // (name, limit in this unit, rounded from halves, bits of the unit)
+    const UNITS: [(&str, u64, bool, u32); 6] = [
+        ("bytes", 10 * 1024, false, 0),
+        ("kB", 20 * 1024 - 1, true, 10),
+        ("MB", 20 * 1024 - 1, true, 20),
+        ("GB", 20 * 1024 - 1, true, 30),
+        ("TB", 20 * 1024 - 1, true, 40),
+        ("PB", 20 * 1024 - 1, true, 50),
+    ];
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    let mut size = bytes;
+    for (i, &(name, limit, round, unit_bits)) in UNITS.iter().enumerate() {
+        let last = i + 1 == UNITS.len();
+        if last || size.unsigned_abs() < limit {
+            let shown = if round { half_rounded(size) } else { size };
+            return format!("{shown} {name}");
+        }
+        let (_, _, next_round, next_bits) = UNITS[i + 1];
+        let bits = next_bits - unit_bits - u32::from(next_round) + u32::from(round);
+        size /= 1i64 << bits;
+    }
+    format!("{bytes} bytes")
 }
 
 /// `current_setting(name)` for the settings clients read (asyncpg, Grafana, JDBC).
@@ -640,6 +693,25 @@ mod tests {
         Parser::parse_sql(&PostgreSqlDialect {}, sql)?
             .pop()
             .ok_or_else(|| "no statement".into())
+    }
+
+    #[test]
+    fn sizes_print_as_postgresql_prints_them() {
+        // What PostgreSQL 15 answers to SELECT pg_size_pretty(x::bigint), by its algorithm.
+        for (bytes, text) in [
+            (0, "0 bytes"),
+            (10_239, "10239 bytes"),
+            (10_240, "10 kB"),
+            (1_000_000, "977 kB"),
+            (10_485_247, "10239 kB"),
+            (20_970_496, "20 MB"),
+            (1_073_741_824, "1024 MB"),
+            (10_737_418_240, "10 GB"),
+            (-10_240, "-10 kB"),
+            (i64::MAX, "8192 PB"),
+        ] {
+            assert_eq!(pretty_size(bytes), text, "{bytes}");
+        }
     }
 
     #[test]
