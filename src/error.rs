@@ -65,12 +65,10 @@ pub enum Error {
 /// A query error's line: DataFusion's, or the cluster's own message for a statement the
 /// cluster could not run (without DataFusion's "External error: " prefix).
 fn query_message(error: &DataFusionError) -> String {
-    if let DataFusionError::External(inner) = error.find_root()
-        && let Some(cluster) = inner.downcast_ref::<crate::cluster::ClusterError>()
-    {
-        return one_line(cluster);
+    match crate::cluster::ClusterError::find(error) {
+        Some(cluster) => one_line(cluster),
+        None => one_line(error),
     }
-    one_line(error)
 }
 
 impl Error {

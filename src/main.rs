@@ -58,19 +58,8 @@ struct WorkerArgs {
     /// The cluster CA (PEM): every coordinator and worker must present a certificate it signed.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
-    /// A TOML config file (memory limit, spill directory, [s3], [cluster] server_name).
-    #[arg(long, value_name = "FILE", env = "DISCERN_CONFIG")]
-    config: Option<PathBuf>,
-    /// Memory this worker's tasks may hold before they spill or fail.
-    /// [default: half of the memory available to the process]
-    #[arg(long, value_name = "SIZE")]
-    memory_limit: Option<ByteSize>,
-    /// Directory for spill files [default: the system temporary directory].
-    #[arg(long, value_name = "DIR")]
-    spill_dir: Option<PathBuf>,
-    /// Partitions a task runs in parallel [default: the number of CPU cores].
-    #[arg(long, value_name = "N")]
-    target_partitions: Option<usize>,
+    #[command(flatten)]
+    resources: ResourceArgs,
 }
 
 #[derive(Args)]
@@ -196,16 +185,12 @@ struct QueryArgs {
     engine: EngineArgs,
 }
 
-/// Settings shared by every command that runs queries.
+/// The config file and the resources of a process that runs queries (or tasks of them).
 #[derive(Args)]
-struct EngineArgs {
-    /// A TOML config file (tables, memory limit, spill directory, S3 CA bundle).
+struct ResourceArgs {
+    /// A TOML config file (tables, memory limit, spill directory, S3 CA bundle, [cluster]).
     #[arg(long, value_name = "FILE", env = "DISCERN_CONFIG")]
     config: Option<PathBuf>,
-    /// A table as NAME=LOCATION: a local directory of Parquet files or s3://BUCKET/PREFIX/.
-    /// Repeatable; adds to (or replaces) the tables of the config file.
-    #[arg(long = "table", value_name = "NAME=LOCATION")]
-    tables: Vec<String>,
     /// Memory that queries may hold before they spill to disk or fail (e.g. 512MiB, 2GiB).
     /// [default: half of the memory available to the process: the cgroup limit, else RAM]
     #[arg(long, value_name = "SIZE")]
@@ -216,6 +201,42 @@ struct EngineArgs {
     /// Partitions a query runs in parallel [default: the number of CPU cores].
     #[arg(long, value_name = "N")]
     target_partitions: Option<usize>,
+}
+
+impl ResourceArgs {
+    /// The config file, with these flags applied over it.
+    fn config(&self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if self.memory_limit.is_some() {
+            config.memory_limit = self.memory_limit;
+        }
+        if self.spill_dir.is_some() {
+            config.spill_dir.clone_from(&self.spill_dir);
+        }
+        if let Some(n) = self.target_partitions {
+            if n == 0 {
+                return Err(Error::Config(
+                    "--target-partitions must be at least 1".into(),
+                ));
+            }
+            config.target_partitions = Some(n);
+        }
+        Ok(config)
+    }
+}
+
+/// Settings shared by every command that runs queries.
+#[derive(Args)]
+struct EngineArgs {
+    #[command(flatten)]
+    resources: ResourceArgs,
+    /// A table as NAME=LOCATION: a local directory of Parquet files or s3://BUCKET/PREFIX/.
+    /// Repeatable; adds to (or replaces) the tables of the config file.
+    #[arg(long = "table", value_name = "NAME=LOCATION")]
+    tables: Vec<String>,
     /// A cluster worker to run queries on (https://HOST:PORT; repeatable). Replaces the
     /// workers of [cluster] in the config file.
     #[arg(long = "worker", value_name = "URL")]
@@ -234,26 +255,9 @@ struct EngineArgs {
 impl EngineArgs {
     /// The config file, with the flags applied over it.
     fn config(&self) -> Result<Config> {
-        let mut config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::default(),
-        };
+        let mut config = self.resources.config()?;
         for table in &self.tables {
             config.add_table_flag(table)?;
-        }
-        if self.memory_limit.is_some() {
-            config.memory_limit = self.memory_limit;
-        }
-        if self.spill_dir.is_some() {
-            config.spill_dir.clone_from(&self.spill_dir);
-        }
-        if let Some(n) = self.target_partitions {
-            if n == 0 {
-                return Err(Error::Config(
-                    "--target-partitions must be at least 1".into(),
-                ));
-            }
-            config.target_partitions = Some(n);
         }
         let cluster = &mut config.cluster;
         if !self.workers.is_empty() {
@@ -437,24 +441,7 @@ async fn run_query(args: QueryArgs) -> Result<()> {
 }
 
 async fn run_worker(args: WorkerArgs) -> Result<()> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    if args.memory_limit.is_some() {
-        config.memory_limit = args.memory_limit;
-    }
-    if args.spill_dir.is_some() {
-        config.spill_dir.clone_from(&args.spill_dir);
-    }
-    if let Some(n) = args.target_partitions {
-        if n == 0 {
-            return Err(Error::Config(
-                "--target-partitions must be at least 1".into(),
-            ));
-        }
-        config.target_partitions = Some(n);
-    }
+    let config = args.resources.config()?;
     discern::cluster::worker::run(discern::cluster::worker::WorkerOptions {
         listen: args.listen,
         tls_cert: args.tls_cert,

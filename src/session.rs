@@ -69,10 +69,9 @@ pub fn runtime_env(config: &Config) -> Result<(Arc<RuntimeEnv>, Arc<PeakMemoryPo
     Ok((runtime, pool))
 }
 
-/// The session settings of every query: partitions, spill compression, what sorts keep back
-/// for merging, Parquet filter pushdown.
-pub fn session_config(config: &Config) -> SessionConfig {
-    let partitions = config
+/// How many partitions a query runs in: configured, else the number of cores.
+pub fn partitions(config: &Config) -> usize {
+    config
         .target_partitions
         .or_else(|| {
             std::thread::available_parallelism()
@@ -80,22 +79,33 @@ pub fn session_config(config: &Config) -> SessionConfig {
                 .map(NonZeroUsize::get)
         })
         .unwrap_or(1)
-        .max(1);
+        .max(1)
+}
+
+/// The session settings of every query: partitions, spill compression, what sorts keep back
+/// for merging, Parquet filter pushdown.
+pub fn session_config(config: &Config) -> SessionConfig {
+    let partitions = partitions(config);
     let mut session = SessionConfig::new()
         .with_information_schema(true)
         .with_target_partitions(partitions)
         .with_default_catalog_and_schema("datafusion", "public");
-    tune(session.options_mut(), config, partitions);
+    tune(
+        session.options_mut(),
+        config.effective_memory_limit().as_usize(),
+        partitions,
+    );
     session
 }
 
-/// The execution options Discern sets (also on cluster workers, which do not receive the
-/// coordinator's).
-pub fn tune(options: &mut ConfigOptions, config: &Config, partitions: usize) {
+/// The execution options Discern sets for a memory limit and a number of partitions (also
+/// on cluster workers, which do not receive the coordinator's).
+pub fn tune(options: &mut ConfigOptions, memory_limit: usize, partitions: usize) {
+    options.execution.target_partitions = partitions;
     // Spill files are written once and read once: cheap compression halves the disk I/O.
     options.execution.spill_compression = SpillCompression::Lz4Frame;
     options.execution.sort_spill_reservation_bytes =
-        sort_merge_reservation(config.effective_memory_limit().as_usize(), partitions);
+        sort_merge_reservation(memory_limit, partitions);
     // Filters on biomarker / sample_id skip row groups and pages, not just files.
     options.execution.parquet.pushdown_filters = true;
     options.execution.parquet.reorder_filters = true;

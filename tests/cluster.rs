@@ -184,15 +184,20 @@ fn query(config: &Path, sql: &str, out: &Path) -> (Outcome, Vec<Value>) {
         .arg("-f")
         .arg(&file));
     let rows = if outcome.success {
-        std::fs::read_to_string(out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        read_rows(out)
     } else {
         Vec::new()
     };
     (outcome, rows)
+}
+
+/// The rows of an NDJSON result file.
+fn read_rows(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// Asserts two results agree: every number within `tolerance` relatively (0: the same
@@ -721,11 +726,7 @@ fn a_worker_killed_mid_query_is_replaced_and_all_dead_is_a_clear_error() {
     let finished = coordinator.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&finished.stderr).to_string();
     assert!(finished.status.success(), "the statement failed:\n{stderr}");
-    let got: Vec<Value> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let got = read_rows(&out);
     assert_agree("after losing a worker", &expected, &got, 0.0);
     let line = stderr.lines().find(|l| l.starts_with("cluster: ")).unwrap();
     assert!(line.contains("retries=1"), "the retry is recorded: {line}");
@@ -792,11 +793,7 @@ fn the_report_over_s3_on_two_workers_is_the_single_node_answer() {
         .arg("-f")
         .arg(&sql_file))
     .ok();
-    let got: Vec<Value> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let got = read_rows(&out);
     let (one, expected) = query(
         &config(dir.path(), &data, None),
         &report(),

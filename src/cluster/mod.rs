@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 use datafusion_distributed::{DistributedExt, SessionStateBuilderExt};
@@ -120,7 +121,7 @@ pub fn configure(config: SessionConfig, cluster: &ClusterConfig) -> Result<Sessi
             .as_deref()
             .and_then(|d| d.rsplit_once(':').map(|(host, _)| host.to_string()))
     });
-    let channels = tls::Channels::new(&identity, server_name)?;
+    let channels = tls::Channels::new(&identity, server_name);
     let node = Arc::new(Cluster {
         workers,
         max_retries: cluster.max_retries.unwrap_or(2),
@@ -174,6 +175,14 @@ pub struct ClusterError {
 }
 
 impl ClusterError {
+    /// The cluster's error at the root of a DataFusion error, if that is what it is.
+    pub fn find(error: &DataFusionError) -> Option<&ClusterError> {
+        match error.find_root() {
+            DataFusionError::External(inner) => inner.downcast_ref::<ClusterError>(),
+            _ => None,
+        }
+    }
+
     /// The SQLSTATE clients get: `57P03` (cannot connect now: no worker is reachable, try
     /// again later) or `58000` (system error: the cluster lost workers during the statement).
     pub fn sqlstate(&self) -> &'static str {

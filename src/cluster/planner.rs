@@ -95,7 +95,8 @@ pub fn run_of(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<ClusterRun>> {
 /// Datafusion-distributed's planner inside Discern's.
 pub(super) struct ClusterPlanner {
     distributed: Arc<dyn QueryPlanner + Send + Sync>,
-    local: Option<Arc<dyn QueryPlanner + Send + Sync>>,
+    /// The session's planner before the cluster's (DataFusion's when it had none).
+    local: Arc<dyn QueryPlanner + Send + Sync>,
     cluster: Arc<Cluster>,
 }
 
@@ -113,7 +114,7 @@ impl ClusterPlanner {
     ) -> Self {
         Self {
             distributed: distributed.unwrap_or_else(|| Arc::new(LocalPlanner)),
-            local,
+            local: local.unwrap_or_else(|| Arc::new(LocalPlanner)),
             cluster,
         }
     }
@@ -128,10 +129,7 @@ impl ClusterPlanner {
         let live = self.cluster.workers.live();
         if live.is_empty() {
             // Statements that read no files (catalog queries) never needed a worker.
-            let local = match &self.local {
-                Some(local) => local.create_physical_plan(logical, state).await?,
-                None => LocalPlanner.create_physical_plan(logical, state).await?,
-            };
+            let local = self.local.create_physical_plan(logical, state).await?;
             if self.cluster.single_node_fallback || !reads_files(&local) {
                 return Ok(local);
             }
@@ -217,7 +215,7 @@ impl QueryPlanner for ClusterPlanner {
             Arc::new(Replan {
                 planner: Arc::new(ClusterPlanner {
                     distributed: Arc::clone(&self.distributed),
-                    local: self.local.clone(),
+                    local: Arc::clone(&self.local),
                     cluster: Arc::clone(&self.cluster),
                 }),
                 logical: logical.clone(),

@@ -156,12 +156,13 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_dns_name_is_looked_up_and_failing_workers_are_left_out() {
+    async fn a_dns_name_is_looked_up_and_failing_workers_are_left_out()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
         let config = ClusterConfig {
             workers_dns: Some("localhost:7443".into()),
             ..ClusterConfig::default()
         };
-        let workers = Workers::start(&config).unwrap();
+        let workers = Workers::start(&config)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while workers.found().is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -178,6 +179,7 @@ mod tests {
         assert_eq!(left_out.len(), found.len());
         assert!(workers.live().is_empty());
         assert_eq!(workers.found(), found);
+        Ok(())
     }
 
     #[test]

@@ -123,12 +123,12 @@ impl std::fmt::Debug for Channels {
 }
 
 impl Channels {
-    pub(super) fn new(identity: &Identity, server_name: Option<String>) -> Result<Self> {
-        Ok(Self(Arc::new(ChannelsInner {
+    pub(super) fn new(identity: &Identity, server_name: Option<String>) -> Self {
+        Self(Arc::new(ChannelsInner {
             tls: identity.client_config(),
             server_name,
             channels: Mutex::new(HashMap::new()),
-        })))
+        }))
     }
 
     fn channel(&self, url: &Url) -> std::result::Result<BoxCloneSyncChannel, DataFusionError> {

@@ -3,7 +3,6 @@
 //! client certificate signed by the cluster CA.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::error::DataFusionError;
@@ -52,14 +51,14 @@ pub async fn run(options: WorkerOptions) -> Result<()> {
     let runtime = RuntimeEnvBuilder::from_runtime_env(&runtime)
         .with_object_store_registry(crate::storage::on_demand_stores(config).await?)
         .build_arc()?;
-    let channels = Channels::new(&identity, cluster.server_name.clone())?;
-    let template = crate::session::session_config(config);
-    let partitions = template.target_partitions();
-    let tuned = Arc::new(config_for_tasks(config, partitions));
+    let channels = Channels::new(&identity, cluster.server_name.clone());
+    let settings = TaskSettings {
+        memory_limit: config.effective_memory_limit().as_usize(),
+        partitions: crate::session::partitions(config),
+    };
     let worker = Worker::from_session_builder(move |ctx: WorkerQueryContext| {
         let channels = channels.clone();
-        let tuned = Arc::clone(&tuned);
-        async move { build_task_state(ctx, channels, &tuned) }
+        async move { build_task_state(ctx, channels, settings) }
     })
     .with_runtime_env(runtime);
 
@@ -99,21 +98,10 @@ pub async fn run(options: WorkerOptions) -> Result<()> {
 }
 
 /// The execution settings every task runs with (workers do not receive the coordinator's).
+#[derive(Debug, Clone, Copy)]
 struct TaskSettings {
-    config: Config,
+    memory_limit: usize,
     partitions: usize,
-}
-
-fn config_for_tasks(config: &Config, partitions: usize) -> TaskSettings {
-    TaskSettings {
-        config: Config {
-            memory_limit: config.memory_limit,
-            spill_dir: config.spill_dir.clone(),
-            target_partitions: config.target_partitions,
-            ..Config::default()
-        },
-        partitions,
-    }
 }
 
 /// The session a task runs in: datafusion-distributed's (with the coordinator's distributed
@@ -122,12 +110,14 @@ fn config_for_tasks(config: &Config, partitions: usize) -> TaskSettings {
 fn build_task_state(
     mut ctx: WorkerQueryContext,
     channels: Channels,
-    settings: &TaskSettings,
+    settings: TaskSettings,
 ) -> std::result::Result<SessionState, DataFusionError> {
     if let Some(config) = ctx.builder.config().as_mut() {
-        let options = config.options_mut();
-        options.execution.target_partitions = settings.partitions;
-        crate::session::tune(options, &settings.config, settings.partitions);
+        crate::session::tune(
+            config.options_mut(),
+            settings.memory_limit,
+            settings.partitions,
+        );
     }
     // Append: the builder already has DataFusion's functions (`with_*_functions` would
     // replace them).

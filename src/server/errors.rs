@@ -148,11 +148,11 @@ pub fn classify(error: &DataFusionError, hidden: &BTreeSet<String>) -> (&'static
             }
         }
         DataFusionError::Configuration(_) => "22023",
-        DataFusionError::External(e) => e
-            .downcast_ref::<crate::cluster::ClusterError>()
-            .map_or("XX000", crate::cluster::ClusterError::sqlstate),
         _ => "XX000",
     };
+    if let Some(cluster) = crate::cluster::ClusterError::find(error) {
+        return (cluster.sqlstate(), crate::error::one_line(cluster));
+    }
     if let Some(table) = not_found_table(&message) {
         let table = table
             .strip_prefix("datafusion.public.")
@@ -164,11 +164,6 @@ pub fn classify(error: &DataFusionError, hidden: &BTreeSet<String>) -> (&'static
         if code == "42P01" {
             return (code, format!("relation \"{table}\" does not exist"));
         }
-    }
-    if let DataFusionError::External(inner) = root
-        && let Some(cluster) = inner.downcast_ref::<crate::cluster::ClusterError>()
-    {
-        return (code, crate::error::one_line(cluster));
     }
     let message = message
         .strip_prefix("Error during planning: ")
