@@ -3,6 +3,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -338,12 +339,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    // A failed statement leaves aborted tasks behind (a distributed query's coordinator drains
+    // its worker channels in one). Dropping the runtime while one of them is being polled
+    // cancels its children under it, and datafusion-distributed panics on a cancelled child:
+    // let them wind down first (bounded), so the error stays the one line printed below.
+    runtime.block_on(settle(Duration::from_secs(2)));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Waits until no task is alive on the runtime other than the caller, or `limit` has passed.
+async fn settle(limit: Duration) {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let deadline = tokio::time::Instant::now() + limit;
+    while metrics.num_alive_tasks() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

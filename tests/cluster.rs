@@ -376,13 +376,13 @@ fn assert_report_agrees(what: &str, single: &[Value], cluster: &[Value]) {
     }
 }
 
-fn dataset(dir: &Path, digits: Option<usize>, samples: usize) -> PathBuf {
+fn dataset(dir: &Path, digits: Option<usize>, samples: usize, biomarkers: usize) -> PathBuf {
     let data = dir.join(if digits.is_some() { "rounded" } else { "full" });
     common::generate(
         &data,
         &DemoSpec {
             samples,
-            biomarkers: 12,
+            biomarkers,
             shards: 8,
             case_fraction: 0.3,
             digits,
@@ -395,7 +395,7 @@ fn dataset(dir: &Path, digits: Option<usize>, samples: usize) -> PathBuf {
 #[test]
 fn every_function_family_and_the_report_give_the_single_node_answer_on_two_workers() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dataset(dir.path(), Some(3), 1_200);
+    let data = dataset(dir.path(), Some(3), 1_200, 12);
     let pki = Pki::new("cluster CA");
     let workers = [Worker::start(&pki, "512MiB"), Worker::start(&pki, "512MiB")];
     let refs: Vec<&Worker> = workers.iter().collect();
@@ -452,11 +452,12 @@ fn every_function_family_and_the_report_give_the_single_node_answer_on_two_worke
 
 #[test]
 fn full_precision_report_on_four_workers_within_their_memory_limits() {
-    // Four workers at 1 MiB each: the rank states of a full-precision report do not fit, so
-    // BoundedAggregateExec (shipped to them by Discern's codec) spills by group hash on the
-    // workers, and the answers are still the single node's.
+    // Four workers at 1 MiB each: the rank states of a full-precision report (400 biomarkers,
+    // about 100 per worker, ~20 KB each) do not fit, while one biomarker's state fits its fair
+    // share of the pool; so BoundedAggregateExec (shipped to them by Discern's codec) spills by
+    // group hash on the workers, and the answers are still the single node's.
     let dir = tempfile::tempdir().unwrap();
-    let data = dataset(dir.path(), None, 2_000);
+    let data = dataset(dir.path(), None, 1_000, 400);
     let pki = Pki::new("cluster CA");
     let out = dir.path().join("out.ndjson");
     let single = config(dir.path(), &data, None);
@@ -536,7 +537,7 @@ fn full_precision_report_on_four_workers_within_their_memory_limits() {
 #[test]
 fn peers_without_a_cluster_certificate_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dataset(dir.path(), Some(3), 1_200);
+    let data = dataset(dir.path(), Some(3), 1_200, 12);
     let pki = Pki::new("cluster CA");
     let worker = Worker::start(&pki, "256MiB");
     let out = dir.path().join("out.ndjson");
@@ -680,7 +681,7 @@ fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'st
 fn a_worker_killed_mid_query_is_replaced_and_all_dead_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     // 2,400 samples: 69M pairs of values in the slow statement below (about 2 s).
-    let data = dataset(dir.path(), None, 2_400);
+    let data = dataset(dir.path(), None, 2_400, 12);
     let pki = Pki::new("cluster CA");
     let mut workers: Vec<Worker> = (0..3).map(|_| Worker::start(&pki, "512MiB")).collect();
     let refs: Vec<&Worker> = workers.iter().collect();
@@ -756,7 +757,7 @@ fn the_report_over_s3_on_two_workers_is_the_single_node_answer() {
     // The data in a bucket of the in-process S3 server; workers and coordinator get the
     // credentials from their own AWS_* environment.
     let dir = tempfile::tempdir().unwrap();
-    let data = dataset(dir.path(), Some(3), 1_200);
+    let data = dataset(dir.path(), Some(3), 1_200, 12);
     let root = dir.path().join("s3");
     common::copy_tree(&data, &root.join(s3_server::BUCKET).join("cohort"));
     let s3 = s3_server::S3Server::start_with_tls(&root, None);
@@ -825,7 +826,7 @@ async fn text_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_runs_statements_on_the_cluster_and_audits_them() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dataset(dir.path(), Some(3), 1_200);
+    let data = dataset(dir.path(), Some(3), 1_200, 12);
     let pki = Pki::new("cluster CA");
     let workers = [Worker::start(&pki, "256MiB"), Worker::start(&pki, "256MiB")];
     let refs: Vec<&Worker> = workers.iter().collect();
