@@ -1,8 +1,11 @@
 //! The real clients our users run, unmodified, against `discern serve` over TLS with the
 //! server certificate verified: psql (meta-commands, the report, `\copy`, Ctrl-C), psycopg2,
-//! psycopg 3, SQLAlchemy (both psycopg dialects) with pandas, asyncpg, node-postgres and the
-//! PostgreSQL JDBC driver. `tests/clients/setup.sh` installs them from the package registries
-//! into target/ on first use.
+//! psycopg 3, SQLAlchemy (psycopg2, psycopg and asyncpg dialects: reflection of every table)
+//! with pandas, asyncpg, node-postgres, the PostgreSQL JDBC driver (`DatabaseMetaData`), and
+//! the Dash dashboard in deploy/dash. The Python and Node clients run twice: at their current
+//! releases and at the oldest Discern supports (tests/clients/{current,oldest}).
+//! `tests/clients/setup.sh` installs them from the package registries into target/ on first
+//! use.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -90,7 +93,9 @@ fn psql_meta_commands_report_copy_and_cancel() {
     setup();
     let server = Server::start(&[]);
     let meta = |command: &str| run_ok(psql(&server).args(["-c", command]), command);
-    assert!(meta("\\l").contains("datafusion"));
+    // The database is the one psql connected to (the catalog inside is another name).
+    let l = meta("\\l");
+    assert!(l.contains("discern") && !l.contains("datafusion"), "{l}");
     assert!(meta("\\dn").contains("public"));
     let dt = meta("\\dt");
     assert!(
@@ -101,6 +106,55 @@ fn psql_meta_commands_report_copy_and_cancel() {
     assert!(d.contains("biomarker") && d.contains("value"), "{d}");
     let d_plus = meta("\\d+ measurements");
     assert!(d_plus.contains("biomarker"), "{d_plus}");
+    // \dt+ sizes are the bytes of each table's Parquet files.
+    let dt_plus = meta("\\dt+");
+    // (The demo tables are testdata/demo compiled in.)
+    fn parquet_bytes(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| match e.metadata() {
+                        Ok(m) if m.is_dir() => parquet_bytes(&e.path()),
+                        Ok(m) if e.path().extension().is_some_and(|x| x == "parquet") => m.len(),
+                        _ => 0,
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    let sizes = run_ok(
+        psql(&server).args([
+            "-At",
+            "-c",
+            "SELECT c.relname || ' ' || pg_table_size(c.oid) FROM pg_catalog.pg_class c \
+             WHERE c.relname IN ('measurements', 'samples') ORDER BY 1",
+        ]),
+        "pg_table_size",
+    );
+    assert!(
+        dt_plus.contains(" kB") || dt_plus.contains(" bytes"),
+        "{dt_plus}"
+    );
+    for line in sizes.lines() {
+        let (table, size) = line.split_once(' ').unwrap();
+        let size: u64 = size.parse().unwrap();
+        let files = parquet_bytes(&repo().join("testdata/demo").join(table));
+        assert_eq!(
+            size, files,
+            "{table}: pg_table_size against its Parquet files"
+        );
+    }
+    // Timestamps print as PostgreSQL prints them (no trailing zeros in the fraction).
+    let ts = run_ok(
+        psql(&server).args([
+            "-At",
+            "-c",
+            "SELECT CAST('2024-02-29 13:45:30.25' AS TIMESTAMP), CAST('2024-02-29 13:45:30' AS TIMESTAMP)",
+        ]),
+        "timestamps",
+    );
+    assert_eq!(ts.trim(), "2024-02-29 13:45:30.25|2024-02-29 13:45:30");
     let df = meta("\\df auc*");
     assert!(df.contains("auc") && df.contains("auc_ci"), "{df}");
 
@@ -146,14 +200,19 @@ fn psql_meta_commands_report_copy_and_cancel() {
     );
 }
 
+/// The client sets every Python and Node check runs with.
+const SETS: [&str; 2] = ["current", "oldest"];
+
 fn python(server: &Server, part: &str) {
     let dir = setup();
-    let mut cmd = Command::new(dir.join("python/bin/python"));
-    cmd.arg(repo().join("tests/clients/python_clients.py"))
-        .arg(part);
-    env(&mut cmd, server);
-    let out = run_ok(&mut cmd, part);
-    assert!(out.contains("ok  "), "{out}");
+    for set in SETS {
+        let mut cmd = Command::new(dir.join(set).join("python/bin/python"));
+        cmd.arg(repo().join("tests/clients/python_clients.py"))
+            .arg(part);
+        env(&mut cmd, server);
+        let out = run_ok(&mut cmd, &format!("{part} ({set} clients)"));
+        assert!(out.contains("ok  "), "{out}");
+    }
 }
 
 #[test]
@@ -169,7 +228,7 @@ fn psycopg3() {
 }
 
 #[test]
-fn sqlalchemy_and_pandas() {
+fn sqlalchemy_reflection_and_pandas() {
     let server = Server::start(&[]);
     python(&server, "sqlalchemy");
 }
@@ -184,12 +243,45 @@ fn asyncpg() {
 fn node_postgres() {
     let dir = setup();
     let server = Server::start(&[]);
-    let mut cmd = Command::new("node");
-    cmd.arg(repo().join("tests/clients/node_client.js"))
-        .env("DISCERN_NODE_MODULES", dir.join("node/node_modules"));
-    env(&mut cmd, &server);
-    let out = run_ok(&mut cmd, "node-postgres");
-    assert!(out.contains("ok  node-pg cursor"), "{out}");
+    for set in SETS {
+        let mut cmd = Command::new("node");
+        cmd.arg(repo().join("tests/clients/node_client.js")).env(
+            "DISCERN_NODE_MODULES",
+            dir.join(set).join("node/node_modules"),
+        );
+        env(&mut cmd, &server);
+        let out = run_ok(&mut cmd, &format!("node-postgres ({set})"));
+        assert!(
+            out.contains("ok  node-pg cursor with a LIMIT parameter"),
+            "{out}"
+        );
+    }
+}
+
+/// The Dash dashboard (deploy/dash/app.py), served by werkzeug on 127.0.0.1 and driven over
+/// HTTP as a browser's Dash renderer does: its layout and the ROC callback.
+#[test]
+fn dash_dashboard() {
+    let dir = setup();
+    let server = Server::start(&[]);
+    let mut cmd = Command::new(dir.join("dash/bin/python"));
+    cmd.arg(repo().join("tests/clients/dash_check.py"))
+        .env(
+            "DISCERN_DSN",
+            format!(
+                "host=127.0.0.1 port={} dbname=discern user={} sslmode=verify-full sslrootcert={}",
+                server.port,
+                server.user,
+                server.cert.display()
+            ),
+        )
+        .env("PGPASSWORD", &server.password)
+        .env_remove("PGSERVICE");
+    let out = run_ok(&mut cmd, "the Dash dashboard");
+    assert!(
+        out.contains("ok  AUC in the title equals SELECT auc(...) to 1e-12"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -205,5 +297,6 @@ fn jdbc() {
         .arg("JdbcClient");
     env(&mut cmd, &server);
     let out = run_ok(&mut cmd, "JDBC");
-    assert!(out.contains("ok  jdbc getColumns"), "{out}");
+    assert!(out.contains("ok  jdbc getTypeInfo"), "{out}");
+    assert!(out.contains("ok  jdbc LIMIT ? OFFSET ? run 5"), "{out}");
 }

@@ -264,6 +264,10 @@ impl Handlers {
             .cloned()
             .unwrap_or_else(|| user.to_string());
         ctx.register_udf(datafusion_pg_catalog::pg_catalog::create_current_database_udf(&database));
+        let bytes = session.table_bytes().await;
+        // Should pg_class not answer, the sizes stay datafusion-pg-catalog's (0): a
+        // catalog nicety is no reason to refuse a login.
+        let _ = super::pg_compat::register_sizes(&ctx, &bytes).await;
         let (pid, secret) = self.shared.new_backend_key();
         let conn = Arc::new(Conn {
             service,
@@ -732,7 +736,10 @@ fn wrap_response(
     match response {
         Response::Query(mut q) => {
             let rows = std::mem::replace(&mut q.data_rows, Box::pin(futures::stream::empty()));
-            q.data_rows = Box::pin(wrap_rows(rows, control.clone(), guard.clone(), deadline));
+            let times = super::pg_text::time_columns(&q.row_schema);
+            let rows = wrap_rows(rows, control.clone(), guard.clone(), deadline)
+                .map(move |row| row.map(|row| super::pg_text::trim_fractions(row, &times)));
+            q.data_rows = Box::pin(rows);
             Response::Query(q)
         }
         Response::Error(info) => {
@@ -785,6 +792,7 @@ impl SimpleQueryHandler for Handlers {
         let conn = conn_of(client)?;
         let timeout = self.statement_timeout(client);
         let service = conn.service.clone();
+        let query: &str = &super::pg_rewrite::before_parse(query);
         let needs_slot = {
             use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
             use datafusion::sql::sqlparser::parser::Parser;
@@ -840,10 +848,12 @@ impl QueryParser for UserParser {
     {
         let conn = conn_of(client)?;
         let parser = conn.service.query_parser();
-        let parsed = parser.parse_sql(client, sql, types).await?;
+        let text = super::pg_rewrite::before_parse(sql);
+        let parsed = parser.parse_sql(client, &text, types).await?;
         Ok(parsed.map(|(text, planned)| {
             let planned = planned.map(|(statement, plan)| {
                 let plan = super::pg_compat::keep_placeholders(sql, plan);
+                let plan = super::pg_compat::type_limit_placeholders(plan);
                 (statement, plan)
             });
             (text, planned)

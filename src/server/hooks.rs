@@ -45,10 +45,14 @@ enum Action {
     CopyOut,
     /// `SHOW` of a setting the server answers itself.
     Show(&'static str, &'static str),
-    /// Runs this statement instead (see [`super::pg_compat::rewrite`]).
+    /// Runs this statement instead (see [`super::pg_rewrite::rewrite`]).
     Rewrite(Box<Statement>),
     /// `EXPLAIN ANALYZE`, with the memory each operator held added to the metrics.
     ExplainAnalyze,
+    /// `DECLARE name CURSOR FOR query` over the extended protocol, where the query may
+    /// have parameters (psycopg 3's named cursors, SQLAlchemy's `stream_results`); over the
+    /// simple protocol datafusion-postgres's cursor hook declares it.
+    Declare(Box<datafusion::sql::sqlparser::ast::Query>),
 }
 
 /// Settings `SHOW` answers here (datafusion-postgres does not know them): what a read-only
@@ -63,6 +67,10 @@ fn show_value(name: &str) -> Option<(&'static str, &'static str)> {
         "server_encoding" => ("server_encoding", "UTF8"),
         "lc_collate" => ("lc_collate", "C"),
         "max_identifier_length" => ("max_identifier_length", "63"),
+        "max_index_keys" => ("max_index_keys", "32"),
+        "standard_conforming_strings" => ("standard_conforming_strings", "on"),
+        "integer_datetimes" => ("integer_datetimes", "on"),
+        "client_encoding" => ("client_encoding", "UTF8"),
         _ => return None,
     })
 }
@@ -108,6 +116,13 @@ fn action(statement: &Statement) -> Action {
             "COPY is allowed only as COPY (query) TO STDOUT: Discern serves read-only data".into(),
         ),
         Statement::Explain { analyze: true, .. } => Action::ExplainAnalyze,
+        Statement::Declare { stmts } => match stmts.as_slice() {
+            [declare] => match &declare.for_query {
+                Some(query) => Action::Declare(query.clone()),
+                None => Action::Pass,
+            },
+            _ => Action::Pass,
+        },
         // Views live in the connection's own session (like CREATE TEMP VIEW).
         Statement::CreateView(_)
         | Statement::Drop {
@@ -133,12 +148,11 @@ fn action(statement: &Statement) -> Action {
         | Statement::StartTransaction { .. }
         | Statement::Commit { .. }
         | Statement::Rollback { .. }
-        | Statement::Declare { .. }
         | Statement::Fetch { .. }
         | Statement::Close { .. }
         | Statement::Prepare { .. }
         | Statement::Execute { .. }
-        | Statement::Deallocate { .. } => match super::pg_compat::rewrite(statement) {
+        | Statement::Deallocate { .. } => match super::pg_rewrite::rewrite(statement) {
             Some(rewritten) => Action::Rewrite(Box::new(rewritten)),
             None => Action::Pass,
         },
@@ -180,7 +194,7 @@ impl QueryHook for DiscernHook {
     ) -> Option<PgWireResult<Response>> {
         let status = client.transaction_status();
         match action(statement) {
-            Action::Pass => None,
+            Action::Pass | Action::Declare(_) => None,
             Action::Refuse(message) => Some(Err(error(INSUFFICIENT_PRIVILEGE, message))),
             Action::Tag(tag) if status == TransactionStatus::Error && tag != "ROLLBACK" => {
                 Some(Err(error(
@@ -198,6 +212,10 @@ impl QueryHook for DiscernHook {
                 Some(Ok(Response::Execution(Tag::new(tag))))
             }
             Action::Show(column, value) => Some(show_response(column, value)),
+            Action::Rewrite(_) if status == TransactionStatus::Error => Some(Err(error(
+                "25P02",
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ))),
             Action::Rewrite(rewritten) => Some(run_rewritten(&rewritten, ctx, client).await),
             Action::ExplainAnalyze => Some(explain_analyze(statement, ctx, client).await),
             Action::CopyOut => {
@@ -227,6 +245,19 @@ impl QueryHook for DiscernHook {
                 ctx.state()
                     .statement_to_plan(datafusion::sql::parser::Statement::Statement(rewritten))
                     .await
+                    .map(super::pg_compat::type_limit_placeholders)
+                    .map_err(|e| PgWireError::ApiError(Box::new(e))),
+            ),
+            // The cursor's query, planned so that its parameters are described and bound,
+            // under a projection of no columns: DECLARE itself returns no rows.
+            Action::Declare(query) => Some(
+                cursor_query_plan(&query, ctx)
+                    .await
+                    .and_then(|plan| {
+                        LogicalPlanBuilder::from(plan)
+                            .project(Vec::<datafusion::logical_expr::Expr>::new())?
+                            .build()
+                    })
                     .map_err(|e| PgWireError::ApiError(Box::new(e))),
             ),
             Action::Show(column, value) => Some(
@@ -241,13 +272,89 @@ impl QueryHook for DiscernHook {
     async fn handle_extended_query(
         &self,
         statement: &Statement,
-        _plan: &LogicalPlan,
-        _params: &ParamValues,
+        plan: &LogicalPlan,
+        params: &ParamValues,
         ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        self.handle_simple_query(statement, ctx, client).await
+        match action(statement) {
+            // The plan made at Parse is the rewritten statement's: datafusion-postgres binds
+            // the parameters into it and runs it.
+            Action::Rewrite(_) => None,
+            Action::Declare(_) => Some(declare(statement, plan, params, ctx, client).await),
+            _ => self.handle_simple_query(statement, ctx, client).await,
+        }
     }
+}
+
+/// The plan of a cursor's query, rewritten as any statement is, LIMIT/OFFSET parameters
+/// typed `bigint`.
+async fn cursor_query_plan(
+    query: &datafusion::sql::sqlparser::ast::Query,
+    ctx: &SessionContext,
+) -> datafusion::error::Result<LogicalPlan> {
+    let statement = Statement::Query(Box::new(query.clone()));
+    let statement = super::pg_rewrite::rewrite(&statement).unwrap_or(statement);
+    let plan = ctx
+        .state()
+        .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+            statement,
+        )))
+        .await?;
+    Ok(super::pg_compat::type_limit_placeholders(plan))
+}
+
+/// `DECLARE name CURSOR FOR query` with bound parameters: runs the query and keeps its rows
+/// in a portal that `FETCH` reads (datafusion-postgres's cursor hook does the same without
+/// parameters).
+async fn declare(
+    statement: &Statement,
+    plan: &LogicalPlan,
+    params: &ParamValues,
+    ctx: &SessionContext,
+    client: &mut dyn HookClient,
+) -> PgWireResult<Response> {
+    use pgwire::api::portal::{Format, Portal};
+    use pgwire::api::stmt::StoredStatement;
+    use pgwire::api::store::PortalStore;
+    let api = |e: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
+    if client.transaction_status() == TransactionStatus::Error {
+        return Err(error(
+            "25P02",
+            "current transaction is aborted, commands ignored until end of transaction block",
+        ));
+    }
+    let Statement::Declare { stmts } = statement else {
+        return Err(error("XX000", "not a DECLARE statement"));
+    };
+    let Some(name) = stmts.first().and_then(|d| d.names.first()) else {
+        return Err(error("42601", "cursor name is required"));
+    };
+    let Some(inner) = plan.inputs().first().map(|p| (*p).clone()) else {
+        return Err(error("XX000", "DECLARE was not planned"));
+    };
+    let bound = inner.replace_params_with_values(params).map_err(api)?;
+    let df = ctx.execute_logical_plan(bound.clone()).await.map_err(api)?;
+    let options = Arc::new(pgwire::types::format::FormatOptions::from_client_metadata(
+        client.metadata(),
+    ));
+    let rows = datafusion_postgres::arrow_pg::datatypes::df::encode_dataframe(
+        df,
+        &Format::UnifiedText,
+        Some(options),
+    )
+    .await?;
+    // With its plan, so that Describe of the cursor's portal gives the rows' columns
+    // (psycopg 3 asks before its first FETCH).
+    let stored = Arc::new(StoredStatement::new(
+        name.value.clone(),
+        (statement.to_string(), Some((statement.clone(), bound))),
+        vec![],
+    ));
+    let portal = Portal::new_cursor(name.value.clone(), stored);
+    portal.start(rows).await;
+    client.portal_store().put_portal(Arc::new(portal));
+    Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
 }
 
 /// Runs `EXPLAIN ANALYZE` and adds a `Memory` row: the peak each memory consumer (an
@@ -337,10 +444,15 @@ async fn run_rewritten(
     ctx: &SessionContext,
     client: &mut dyn HookClient,
 ) -> PgWireResult<Response> {
-    let df = ctx
-        .sql(&statement.to_string())
+    let api = |e: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
+    let plan = ctx
+        .state()
+        .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
+            statement.clone(),
+        )))
         .await
-        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        .map_err(api)?;
+    let df = ctx.execute_logical_plan(plan).await.map_err(api)?;
     text_response(df, client).await
 }
 

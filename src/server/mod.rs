@@ -12,7 +12,10 @@ pub mod audit;
 pub mod errors;
 pub mod handlers;
 pub mod hooks;
+pub mod pg_arrays;
 pub mod pg_compat;
+pub mod pg_rewrite;
+pub mod pg_text;
 pub mod scram;
 pub mod tls;
 pub mod users;
@@ -132,9 +135,26 @@ pub struct UserSession {
     tables: Vec<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
     /// Tables that exist but that this user may not read.
     pub hidden: BTreeSet<String>,
+    /// The bytes of each table's files and when they were counted (`pg_table_size`).
+    sizes: tokio::sync::Mutex<Option<(std::time::Instant, pg_compat::TableBytes)>>,
 }
 
 impl UserSession {
+    /// The bytes of each table's files, counted at most once a minute (a listing of S3
+    /// prefixes is not free, and a pool of dashboard connections logs in often).
+    pub async fn table_bytes(&self) -> pg_compat::TableBytes {
+        const FRESH: std::time::Duration = std::time::Duration::from_secs(60);
+        let mut cached = self.sizes.lock().await;
+        if let Some((at, sizes)) = cached.as_ref()
+            && at.elapsed() < FRESH
+        {
+            return sizes.clone();
+        }
+        let sizes = pg_compat::table_bytes(&self.ctx, &self.tables).await;
+        *cached = Some((std::time::Instant::now(), sizes.clone()));
+        sizes
+    }
+
     /// A session for one connection: the user's tables and functions, plus whatever the
     /// connection creates itself (views, `SET datafusion.execution.*`), which no other
     /// connection sees, like PostgreSQL's temporary views and session settings.
@@ -363,6 +383,7 @@ impl Shared {
             ctx: Arc::new(ctx),
             tables,
             hidden: self.all_tables.difference(&granted).cloned().collect(),
+            sizes: tokio::sync::Mutex::new(None),
         })
     }
 

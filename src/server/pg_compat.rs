@@ -3,7 +3,6 @@
 //! Each answers what PostgreSQL answers for a database with no sequences, no collations
 //! beyond the default, no user-defined types and no advisory locks.
 
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, StringBuilder};
@@ -17,9 +16,6 @@ use datafusion::logical_expr::{
 };
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, FunctionArguments, Statement, Value, visit_expressions_mut,
-};
 
 /// Registers the functions on a session.
 pub fn register(ctx: &SessionContext) {
@@ -50,6 +46,11 @@ pub fn register(ctx: &SessionContext) {
         vec![DataType::Utf8, DataType::Utf8],
         ScalarValue::Utf8(None),
     ));
+    // No indexes or triggers to define (psql's \d, SQLAlchemy's get_indexes, pgjdbc's
+    // getIndexInfo call these on catalog rows, none of them Discern's).
+    for name in ["pg_get_indexdef", "pg_get_triggerdef"] {
+        ctx.register_udf(ScalarUDF::new_from_impl(NullText::new(name)));
+    }
     // No comments on tables or columns (psql's \d+ asks).
     ctx.register_udf(constant(
         "col_description",
@@ -68,6 +69,7 @@ pub fn register(ctx: &SessionContext) {
         ScalarValue::Boolean(Some(true)),
     ));
     ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject::new()));
+    super::pg_arrays::register(ctx);
     ctx.register_udf(create_udf(
         "current_setting",
         vec![DataType::Utf8],
@@ -102,6 +104,101 @@ pub fn register(ctx: &SessionContext) {
         Volatility::Immutable,
         Arc::new(size_pretty),
     ));
+}
+
+/// The bytes of each table's files, by table name.
+pub type TableBytes = Arc<std::collections::HashMap<String, i64>>;
+
+/// Counts the bytes of the files behind each listing table (Parquet on disk or in S3).
+/// A table whose store does not answer within a few seconds is left out: its size is NULL,
+/// and the login that asked goes on.
+pub async fn table_bytes(
+    ctx: &SessionContext,
+    tables: &[(String, Arc<dyn datafusion::catalog::TableProvider>)],
+) -> TableBytes {
+    use datafusion::datasource::listing::ListingTable;
+    use futures::TryStreamExt;
+    let state = ctx.state();
+    let mut sizes = std::collections::HashMap::new();
+    for (name, table) in tables {
+        let any: &dyn std::any::Any = table.as_ref();
+        let Some(listing) = any.downcast_ref::<ListingTable>() else {
+            continue;
+        };
+        let extension = &listing.options().file_extension;
+        let count = async {
+            let mut total = 0u64;
+            for url in listing.table_paths() {
+                let store = ctx.runtime_env().object_store(url)?;
+                let files = url
+                    .list_all_files(&state, store.as_ref(), extension)
+                    .await?;
+                total += files
+                    .try_fold(0u64, |n, m| async move { Ok(n + m.size) })
+                    .await?;
+            }
+            Result::<u64>::Ok(total)
+        };
+        if let Ok(Ok(total)) = tokio::time::timeout(std::time::Duration::from_secs(5), count).await
+        {
+            sizes.insert(name.clone(), i64::try_from(total).unwrap_or(i64::MAX));
+        }
+    }
+    Arc::new(sizes)
+}
+
+/// `pg_table_size`, `pg_relation_size` and `pg_total_relation_size` of a table's oid: the
+/// bytes of its files (a Parquet table has no indexes or TOAST, so the three agree); NULL
+/// for any other relation, as PostgreSQL answers for an oid it does not know.
+pub async fn register_sizes(ctx: &SessionContext, bytes: &TableBytes) -> Result<()> {
+    let batches = ctx
+        .sql(
+            "SELECT c.oid, c.relname FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public'",
+        )
+        .await?
+        .collect()
+        .await?;
+    let mut by_oid = std::collections::HashMap::new();
+    for batch in &batches {
+        let oids = datafusion::arrow::compute::cast(batch.column(0), &DataType::Int64)?;
+        let oids = datafusion::common::cast::as_int64_array(&oids)?;
+        let names = datafusion::arrow::compute::cast(batch.column(1), &DataType::Utf8)?;
+        let names = datafusion::common::cast::as_string_array(&names)?;
+        for (oid, name) in oids.iter().zip(names.iter()) {
+            if let (Some(oid), Some(size)) = (oid, name.and_then(|n| bytes.get(n))) {
+                by_oid.insert(oid, *size);
+            }
+        }
+    }
+    let by_oid = Arc::new(by_oid);
+    for name in [
+        "pg_table_size",
+        "pg_relation_size",
+        "pg_total_relation_size",
+    ] {
+        let by_oid = by_oid.clone();
+        ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Int64],
+            DataType::Int64,
+            Volatility::Stable,
+            Arc::new(move |args: &[ColumnarValue]| {
+                let [oid] = args else {
+                    return exec_err!("takes one argument");
+                };
+                let oids = oid.to_array(1)?;
+                let oids = datafusion::common::cast::as_int64_array(&oids)?;
+                let out: datafusion::arrow::array::Int64Array = oids
+                    .iter()
+                    .map(|o| o.and_then(|o| by_oid.get(&o).copied()))
+                    .collect();
+                shaped_like(oid, Arc::new(out))
+            }),
+        ));
+    }
+    Ok(())
 }
 
 /// `pg_size_pretty(bigint)`.
@@ -172,6 +269,61 @@ fn current_setting(args: &[ColumnarValue]) -> Result<ColumnarValue> {
     shaped_like(name, Arc::new(out))
 }
 
+/// The settings [`setting_value`] answers, as `pg_settings` lists them.
+const SETTINGS: [&str; 17] = [
+    "jit",
+    "server_version",
+    "server_version_num",
+    "search_path",
+    "server_encoding",
+    "client_encoding",
+    "standard_conforming_strings",
+    "integer_datetimes",
+    "is_superuser",
+    "default_transaction_read_only",
+    "transaction_read_only",
+    "max_index_keys",
+    "max_identifier_length",
+    "DateStyle",
+    "TimeZone",
+    "lc_collate",
+    "lc_ctype",
+];
+
+/// `pg_settings` with a row for each of [`SETTINGS`] (pgjdbc reads `max_index_keys` from
+/// it before `getImportedKeys`), in the schema of the table it replaces.
+fn pg_settings(
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+) -> Result<datafusion::arrow::array::RecordBatch> {
+    use datafusion::arrow::array::{StringArray, new_null_array};
+    let n = SETTINGS.len();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let text = |f: &dyn Fn(&str) -> Option<String>| -> ArrayRef {
+            Arc::new(StringArray::from_iter(SETTINGS.iter().map(|s| f(s))))
+        };
+        let column: ArrayRef = match (field.name().as_str(), field.data_type()) {
+            ("name", DataType::Utf8) => text(&|s| Some(s.to_string())),
+            ("setting" | "reset_val", DataType::Utf8) => {
+                text(&|s| setting_value(s).map(str::to_string))
+            }
+            ("source", DataType::Utf8) => text(&|_| Some("default".into())),
+            ("context", DataType::Utf8) => text(&|_| Some("internal".into())),
+            ("vartype", DataType::Utf8) => text(&|_| Some("string".into())),
+            (_, DataType::Utf8) if !field.is_nullable() => text(&|_| Some(String::new())),
+            (_, DataType::Boolean) if !field.is_nullable() => {
+                Arc::new(datafusion::arrow::array::BooleanArray::from(vec![false; n]))
+            }
+            (_, t) => new_null_array(t, n),
+        };
+        columns.push(column);
+    }
+    Ok(datafusion::arrow::array::RecordBatch::try_new(
+        schema.clone(),
+        columns,
+    )?)
+}
+
 fn setting_value(name: &str) -> Option<&'static str> {
     Some(match name.to_ascii_lowercase().as_str() {
         "jit" => "off",
@@ -237,6 +389,41 @@ fn builtin_type_oid(name: &str) -> Option<i32> {
         "jsonb" => 3802,
         _ => return None,
     })
+}
+
+/// A function of any arguments that answers a NULL text: what PostgreSQL answers for
+/// objects that do not exist here.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NullText {
+    name: &'static str,
+    signature: Signature,
+}
+
+impl NullText {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            signature: Signature::variadic_any(Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for NullText {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))
+    }
 }
 
 /// `json_build_object(key, value, …)`: a JSON object as text.
@@ -420,7 +607,8 @@ fn discern_functions() -> Vec<ProcRow> {
 }
 
 /// Adds Discern's functions to `pg_catalog.pg_proc` (a dump of PostgreSQL's own catalog,
-/// which knows nothing of them) and registers `pg_get_function_result`,
+/// which knows nothing of them), types the key columns of `pg_index` and `pg_constraint`,
+/// and registers `pg_get_function_result`,
 /// `pg_get_function_arguments` and `pg_function_is_visible`, so that psql's `\df auc*`
 /// and BI tools' function browsers list them.
 pub async fn install_function_catalog(ctx: &SessionContext) -> Result<()> {
@@ -497,14 +685,41 @@ pub async fn install_function_catalog(ctx: &SessionContext) -> Result<()> {
         columns.push(column);
     }
     batches.push(RecordBatch::try_new(schema.clone(), columns)?);
-    let table = MemTable::try_new(schema, vec![batches])?;
+    let mut tables: std::collections::HashMap<String, Arc<dyn datafusion::catalog::TableProvider>> =
+        std::collections::HashMap::new();
+    tables.insert(
+        "pg_proc".into(),
+        Arc::new(MemTable::try_new(schema, vec![batches])?),
+    );
+    let settings = ctx.sql("SELECT * FROM pg_catalog.pg_settings").await?;
+    let settings_schema = Arc::new(settings.schema().as_arrow().clone());
+    tables.insert(
+        "pg_settings".into(),
+        Arc::new(MemTable::try_new(
+            settings_schema.clone(),
+            vec![vec![pg_settings(&settings_schema)?]],
+        )?),
+    );
+    // pg_index and pg_constraint with their key columns as lists (SQLAlchemy unnests them),
+    // pg_type with its "char" columns sent as "char".
+    for name in ["pg_index", "pg_constraint", "pg_type"] {
+        let existing = ctx.sql(&format!("SELECT * FROM pg_catalog.{name}")).await?;
+        let schema = existing.schema().as_arrow().clone();
+        let batches = existing.collect().await?;
+        if let Some((typed, batches)) = super::pg_arrays::typed_keys(name, &batches, &schema) {
+            tables.insert(
+                name.into(),
+                Arc::new(MemTable::try_new(typed, vec![batches])?),
+            );
+        }
+    }
     let pg_catalog = ctx
         .catalog("datafusion")
         .and_then(|c| c.schema("pg_catalog"))
         .ok_or_else(|| datafusion::error::DataFusionError::Plan("pg_catalog is missing".into()))?;
     let wrapped = Arc::new(WithProc {
         inner: pg_catalog,
-        pg_proc: Arc::new(table),
+        tables,
     });
     ctx.catalog("datafusion")
         .ok_or_else(|| datafusion::error::DataFusionError::Plan("no datafusion catalog".into()))?
@@ -559,11 +774,12 @@ pub async fn install_function_catalog(ctx: &SessionContext) -> Result<()> {
     Ok(())
 }
 
-/// pg_catalog with Discern's functions in `pg_proc`.
+/// pg_catalog with Discern's functions in `pg_proc` and PostgreSQL-typed key columns in
+/// `pg_index` and `pg_constraint`.
 #[derive(Debug)]
 struct WithProc {
     inner: Arc<dyn datafusion::catalog::SchemaProvider>,
-    pg_proc: Arc<dyn datafusion::catalog::TableProvider>,
+    tables: std::collections::HashMap<String, Arc<dyn datafusion::catalog::TableProvider>>,
 }
 
 #[async_trait::async_trait]
@@ -576,8 +792,8 @@ impl datafusion::catalog::SchemaProvider for WithProc {
         &self,
         name: &str,
     ) -> Result<Option<Arc<dyn datafusion::catalog::TableProvider>>> {
-        if name == "pg_proc" {
-            return Ok(Some(self.pg_proc.clone()));
+        if let Some(table) = self.tables.get(name) {
+            return Ok(Some(table.clone()));
         }
         self.inner.table(name).await
     }
@@ -585,6 +801,35 @@ impl datafusion::catalog::SchemaProvider for WithProc {
     fn table_exist(&self, name: &str) -> bool {
         self.inner.table_exist(name)
     }
+}
+
+/// Types `LIMIT $n` and `OFFSET $n` parameters `bigint`, as PostgreSQL does (DataFusion
+/// leaves them untyped, so clients were told to send text).
+pub fn type_limit_placeholders(plan: LogicalPlan) -> LogicalPlan {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    let bigint = |expr: Box<Expr>| -> Result<Box<Expr>> {
+        let typed = expr.transform(|e| match e {
+            Expr::Placeholder(p) if p.field.is_none() => {
+                let field = Arc::new(Field::new("", DataType::Int64, true));
+                Ok(Transformed::yes(Expr::Placeholder(
+                    Placeholder::new_with_field(p.id, Some(field)),
+                )))
+            }
+            other => Ok(Transformed::no(other)),
+        })?;
+        Ok(Box::new(typed.data))
+    };
+    let fallback = plan.clone();
+    plan.transform_up_with_subqueries(|node| match node {
+        LogicalPlan::Limit(mut limit) => {
+            limit.skip = limit.skip.map(bigint).transpose()?;
+            limit.fetch = limit.fetch.map(bigint).transpose()?;
+            Ok(Transformed::yes(LogicalPlan::Limit(limit)))
+        }
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+    .unwrap_or(fallback)
 }
 
 /// datafusion-pg-catalog replaces correlated subqueries in a SELECT list with NULL, and any
@@ -640,60 +885,10 @@ pub fn keep_placeholders(sql: &str, plan: LogicalPlan) -> LogicalPlan {
         .unwrap_or(fallback)
 }
 
-/// Rewrites what DataFusion cannot plan into what it can, with the same result on our
-/// catalog: `ARRAY(subquery)` (psql's `\d+` collects toast options and policy roles with it,
-/// both always empty here) and `reloptions` (storage options, which pg_class does not carry
-/// and no table here has) become NULL. Returns None when nothing changed.
-pub fn rewrite(statement: &Statement) -> Option<Statement> {
-    let mut changed = false;
-    let mut rewritten = statement.clone();
-    let _ = visit_expressions_mut(&mut rewritten, |expr| {
-        if let SqlExpr::Function(f) = expr
-            && f.name.to_string().eq_ignore_ascii_case("array")
-            && matches!(f.args, FunctionArguments::Subquery(_))
-        {
-            *expr = null_text_array();
-            changed = true;
-        }
-        let is_reloptions = match expr {
-            SqlExpr::Identifier(i) => i.value.eq_ignore_ascii_case("reloptions"),
-            SqlExpr::CompoundIdentifier(parts) => parts
-                .last()
-                .is_some_and(|i| i.value.eq_ignore_ascii_case("reloptions")),
-            _ => false,
-        };
-        if is_reloptions {
-            *expr = null_text_array();
-            changed = true;
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    changed.then_some(rewritten)
-}
-
-/// `CAST(NULL AS TEXT[])`: a NULL that `||` and `array_to_string` accept.
-fn null_text_array() -> SqlExpr {
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql("CAST(NULL AS TEXT[])")
-        .and_then(|mut p| p.parse_expr())
-        .unwrap_or_else(|_| SqlExpr::Value(Value::Null.into()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-
     type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
-
-    fn parse_one(sql: &str) -> std::result::Result<Statement, Box<dyn std::error::Error>> {
-        Parser::parse_sql(&PostgreSqlDialect {}, sql)?
-            .pop()
-            .ok_or_else(|| "no statement".into())
-    }
 
     #[test]
     fn sizes_print_as_postgresql_prints_them() {
@@ -712,20 +907,6 @@ mod tests {
         ] {
             assert_eq!(pretty_size(bytes), text, "{bytes}");
         }
-    }
-
-    #[test]
-    fn array_subqueries_become_null() -> TestResult {
-        let statement = parse_one(
-            "SELECT array_to_string(c.reloptions || array(select 'toast.' || x from unnest(tc.reloptions) x), ', ') FROM t",
-        )?;
-        let rewritten = rewrite(&statement).ok_or("not rewritten")?.to_string();
-        assert!(
-            rewritten.contains("CAST(NULL AS TEXT[]) || CAST(NULL AS TEXT[])"),
-            "{rewritten}"
-        );
-        assert!(rewrite(&parse_one("SELECT ARRAY[1, 2]")?).is_none());
-        Ok(())
     }
 
     #[tokio::test]

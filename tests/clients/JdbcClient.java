@@ -58,6 +58,58 @@ public class JdbcClient {
                 }
             }
             check("jdbc getColumns", columns.contains("biomarker") && columns.contains("value"), columns);
+            // What Metabase, DBeaver and Tableau ask a JDBC driver when they browse a database.
+            try (ResultSet rs = md.getPrimaryKeys(null, "public", "samples")) {
+                check("jdbc getPrimaryKeys (none: Parquet tables have no keys)", !rs.next(), null);
+            }
+            try (ResultSet rs = md.getIndexInfo(null, "public", "measurements", false, true)) {
+                check("jdbc getIndexInfo (no indexes)", !rs.next(), null);
+            }
+            try (ResultSet rs = md.getImportedKeys(null, "public", "measurements")) {
+                check("jdbc getImportedKeys (no foreign keys)", !rs.next(), null);
+            }
+            List<String> types = new ArrayList<>();
+            try (ResultSet rs = md.getTypeInfo()) {
+                while (rs.next()) {
+                    types.add(rs.getString("TYPE_NAME"));
+                }
+            }
+            check("jdbc getTypeInfo", types.contains("float8") && types.contains("text") && types.contains("int8"), types.size());
+            List<String> schemas = new ArrayList<>();
+            try (ResultSet rs = md.getSchemas()) {
+                while (rs.next()) {
+                    schemas.add(rs.getString("TABLE_SCHEM"));
+                }
+            }
+            check("jdbc getSchemas", schemas.contains("public"), schemas);
+            List<String> catalogs = new ArrayList<>();
+            try (ResultSet rs = md.getCatalogs()) {
+                while (rs.next()) {
+                    catalogs.add(rs.getString("TABLE_CAT"));
+                }
+            }
+            check("jdbc getCatalogs lists the database connected to", catalogs.contains("discern"), catalogs);
+            check("jdbc getCatalog", "discern".equals(conn.getCatalog()), conn.getCatalog());
+            // LIMIT ? with setInt, past the prepare threshold (binary parameters), and a
+            // fetch size (a portal read in pages inside a transaction).
+            conn.setAutoCommit(false);
+            try (PreparedStatement ps = conn.prepareStatement(
+                    "SELECT sample_id FROM samples ORDER BY sample_id LIMIT ? OFFSET ?")) {
+                ps.setFetchSize(2);
+                for (int i = 0; i < 6; i++) {
+                    ps.setInt(1, 5);
+                    ps.setInt(2, 1);
+                    List<Long> ids = new ArrayList<>();
+                    try (ResultSet rs = ps.executeQuery()) {
+                        while (rs.next()) {
+                            ids.add(rs.getLong(1));
+                        }
+                    }
+                    check("jdbc LIMIT ? OFFSET ? run " + i, ids.equals(List.of(2L, 3L, 4L, 5L, 6L)), ids);
+                }
+            }
+            conn.commit();
+            conn.setAutoCommit(true);
             try (PreparedStatement ps = conn.prepareStatement("SELECT * FROM no_such_table")) {
                 ps.executeQuery();
                 throw new AssertionError("no error");

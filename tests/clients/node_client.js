@@ -54,6 +54,20 @@ async function main() {
   const r = types.rows[0];
   check('node-pg types', r.i8 === '1' && r.i4 === 2 && r.f8 === 0.5 && r.t === 'x' && r.b === true &&
     r.ts instanceof Date && r.n === '1.25' && JSON.stringify(r.arr.map(Number)) === '[1,2,3]', r);
+  const limited = await client.query(
+    'SELECT sample_id FROM samples ORDER BY sample_id LIMIT $1 OFFSET $2', [3, 2]);
+  check('node-pg LIMIT $1 OFFSET $2 with numbers', JSON.stringify(limited.rows.map((x) => Number(x.sample_id))) === '[3,4,5]', limited.rows);
+  const one = await client.query('SELECT 1 AS one');
+  // int4, as PostgreSQL types the literal: node-postgres returns a number, not a string.
+  check('node-pg SELECT 1 is an integer', one.rows[0].one === 1 && one.fields[0].dataTypeID === 23, one.fields);
+  const db = await client.query('SELECT current_database() AS db');
+  check('node-pg current_database()', db.rows[0].db === 'discern', db.rows);
+  const paged = client.query(new Cursor(
+    'SELECT sample_id FROM samples ORDER BY sample_id LIMIT $1', [7]));
+  const page = await paged.read(5);
+  const last = await paged.read(5);
+  await paged.close();
+  check('node-pg cursor with a LIMIT parameter', page.length === 5 && last.length === 2, [page.length, last.length]);
   const mw = await client.query("SELECT mann_whitney(m.value, s.is_case) AS mw FROM measurements m JOIN samples s USING (sample_id) WHERE biomarker = 'iron'");
   check('node-pg STRUCT as a record', /^\(.*,.*,.*\)$/.test(mw.rows[0].mw), mw.rows);
   await client.end();

@@ -70,6 +70,14 @@ def psycopg2_checks():
     cur.execute(TYPES_SQL)
     row = cur.fetchone()
     check("psycopg2 types", expected_types(row), row)
+    cur.execute("SELECT current_database()")
+    check("psycopg2 current_database()", cur.fetchone()[0] == "discern")
+    # A named cursor: DECLARE … CURSOR, FETCH FORWARD n (simple protocol).
+    with conn.cursor(name="psycopg2_cursor") as named:
+        named.itersize = 3
+        named.execute("SELECT sample_id FROM samples ORDER BY sample_id LIMIT %s OFFSET %s", (7, 2))
+        ids = [r[0] for r in named]
+    check("psycopg2 named cursor with LIMIT/OFFSET", ids == list(range(3, 10)), ids)
     conn.commit()
     conn.close()
 
@@ -142,6 +150,86 @@ def psycopg3_checks():
             with cur.copy("COPY (SELECT sample_id, is_case FROM samples ORDER BY sample_id LIMIT 5) TO STDOUT") as copy:
                 rows = list(copy.rows())
         check("psycopg3 COPY TO STDOUT", len(rows) == 5, rows)
+        # A named (server-side) cursor: DECLARE with parameters over the extended protocol.
+        with conn.cursor(name="psycopg3_cursor") as named:
+            named.execute(
+                "SELECT sample_id FROM samples ORDER BY sample_id LIMIT %s OFFSET %s", (7, 2)
+            )
+            first = named.fetchmany(3)
+            rest = named.fetchall()
+        ids = [r[0] for r in first + rest]
+        check("psycopg3 named cursor with LIMIT/OFFSET parameters", ids == list(range(3, 10)), ids)
+        rows = conn.execute(
+            "SELECT sample_id FROM samples ORDER BY sample_id LIMIT %s OFFSET %s", (2, 1)
+        ).fetchall()
+        check("psycopg3 LIMIT/OFFSET parameters", rows == [(2,), (3,)], rows)
+        check(
+            "psycopg3 current_database()",
+            conn.execute("SELECT current_database()").fetchone()[0] == "discern",
+        )
+        cur = conn.execute("SELECT 1 AS one, 3000000000 AS big")
+        check(
+            "psycopg3 integer literals are int4 when they fit (as PostgreSQL types them)",
+            [d.type_code for d in cur.description] == [23, 20] and cur.fetchone() == (1, 3000000000),
+            cur.description,
+        )
+        types = dict(
+            (r[0], (r[1], r[2]))
+            for r in conn.execute(
+                "SELECT column_name, data_type, udt_name FROM information_schema.columns "
+                "WHERE table_name = 'measurements'"
+            ).fetchall()
+        )
+        check(
+            "psycopg3 information_schema.columns types as PostgreSQL names them",
+            types.get("value") == ("double precision", "float8")
+            and types.get("sample_id") == ("bigint", "int8")
+            and types.get("biomarker") == ("text", "text"),
+            types,
+        )
+        catalogs = conn.execute(
+            "SELECT DISTINCT table_catalog FROM information_schema.columns WHERE table_schema = 'public'"
+        ).fetchall()
+        check("psycopg3 information_schema catalog is the database", catalogs == [("discern",)], catalogs)
+        text = conn.execute(
+            "SELECT CAST('2024-02-29 13:45:30.25' AS TIMESTAMP) AS a, "
+            "CAST('2024-02-29 13:45:30' AS TIMESTAMP) AS b"
+        )
+        with conn.cursor() as raw:
+            raw.execute(
+                "SELECT CAST('2024-02-29 13:45:30.25' AS TIMESTAMP), CAST('2024-02-29 13:45:30' AS TIMESTAMP)"
+            )
+            # The text the server sent, before psycopg parses it.
+            sent = [raw.pgresult.get_value(0, i).decode() for i in range(2)]
+        check(
+            "psycopg3 timestamp text as PostgreSQL writes it",
+            sent == ["2024-02-29 13:45:30.25", "2024-02-29 13:45:30"],
+            sent,
+        )
+        text.close()
+
+
+def reflect_everything(name, inspector, reflect):
+    """The SQLAlchemy Inspector calls BI tools make (Superset, pandas.read_sql_table)."""
+    schemas = inspector.get_schema_names()
+    check(f"{name} get_schema_names", "public" in schemas, schemas)
+    tables = sorted(inspector.get_table_names())
+    check(f"{name} get_table_names", tables == ["measurements", "samples"], tables)
+    for table in tables:
+        columns = {c["name"]: c for c in inspector.get_columns(table)}
+        check(f"{name} get_columns({table})", "sample_id" in columns and all(
+            c["default"] is None for c in columns.values()), list(columns))
+        pk = inspector.get_pk_constraint(table)
+        check(f"{name} get_pk_constraint({table})", pk["constrained_columns"] == [], pk)
+        check(f"{name} get_foreign_keys({table})", inspector.get_foreign_keys(table) == [])
+        check(f"{name} get_indexes({table})", inspector.get_indexes(table) == [])
+        check(f"{name} get_unique_constraints({table})", inspector.get_unique_constraints(table) == [])
+        check(f"{name} has_table({table})", inspector.has_table(table))
+    check(f"{name} has_table(no_such_table)", not inspector.has_table("no_such_table"))
+    metadata = reflect()
+    check(f"{name} MetaData.reflect()", sorted(metadata.tables) == tables, list(metadata.tables))
+    value = metadata.tables["measurements"].c["value"].type
+    check(f"{name} reflected type of measurements.value", value.python_type is float, value)
 
 
 def sqlalchemy_checks():
@@ -164,14 +252,29 @@ def sqlalchemy_checks():
                 sa.text("SELECT count(*) FROM samples WHERE is_case = :c"), {"c": True}
             ).scalar_one()
             check(f"sqlalchemy[{driver}] text() with parameters", n > 0, n)
+            # stream_results: a server-side cursor (DECLARE … CURSOR), LIMIT as a parameter.
+            streamed = conn.execution_options(stream_results=True, max_row_buffer=2).execute(
+                sa.text("SELECT sample_id FROM samples ORDER BY sample_id LIMIT :n"), {"n": 5}
+            ).scalars().all()
+            check(f"sqlalchemy[{driver}] stream_results with LIMIT :n", streamed == [1, 2, 3, 4, 5], streamed)
         inspector = sa.inspect(engine)
-        tables = sorted(inspector.get_table_names())
-        check(f"sqlalchemy[{driver}] get_table_names", tables == ["measurements", "samples"], tables)
-        columns = {c["name"] for c in inspector.get_columns("measurements")}
+
+        def reflect():
+            metadata = sa.MetaData()
+            metadata.reflect(engine)
+            return metadata
+
+        reflect_everything(f"sqlalchemy[{driver}]", inspector, reflect)
+        samples = sa.Table("samples", sa.MetaData(), autoload_with=engine)
+        check(f"sqlalchemy[{driver}] Table(autoload_with=engine)", "is_case" in samples.c, samples.c.keys())
+        with engine.connect() as conn:
+            n = conn.execute(sa.select(sa.func.count()).select_from(samples)).scalar_one()
+        check(f"sqlalchemy[{driver}] select() on a reflected table", n > 0, n)
+        frame = pd.read_sql_table("samples", engine)
         check(
-            f"sqlalchemy[{driver}] get_columns",
-            {"sample_id", "biomarker", "value"} <= columns,
-            columns,
+            f"pandas[{driver}] read_sql_table",
+            len(frame) == n and "is_case" in frame.columns,
+            frame.head(),
         )
         # pandas.read_sql of the discrimination report.
         with engine.connect() as conn:
@@ -182,6 +285,38 @@ def sqlalchemy_checks():
             report.head(),
         )
         engine.dispose()
+    asyncio.run(sqlalchemy_asyncpg_checks())
+
+
+async def sqlalchemy_asyncpg_checks():
+    import ssl
+
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    url = sa.URL.create(
+        "postgresql+asyncpg", username=USER, password=PASSWORD, host=HOST, port=PORT,
+        database="discern",
+    )
+    engine = create_async_engine(
+        url, connect_args={"ssl": ssl.create_default_context(cafile=CERT)}
+    )
+    async with engine.connect() as conn:
+        n = (await conn.execute(
+            sa.text("SELECT sample_id FROM samples ORDER BY sample_id LIMIT :n"), {"n": 3}
+        )).scalars().all()
+        check("sqlalchemy[asyncpg] LIMIT :n", n == [1, 2, 3], n)
+
+        def sync(connection):
+            def reflect():
+                metadata = sa.MetaData()
+                metadata.reflect(connection)
+                return metadata
+
+            reflect_everything("sqlalchemy[asyncpg]", sa.inspect(connection), reflect)
+
+        await conn.run_sync(sync)
+    await engine.dispose()
 
 
 async def asyncpg_checks():
@@ -205,6 +340,19 @@ async def asyncpg_checks():
     check("asyncpg types, array included", expected_types(tuple(row)), row)
     row = await conn.fetchrow(STRUCT_SQL)
     check("asyncpg STRUCT as a record", len(row["mw"]) == 3 and 0 <= row["mw"][2] <= 1, row)
+    # Parameters typed from their context: LIMIT/OFFSET bigint, a comparison the column's type.
+    rows = await conn.fetch(
+        "SELECT sample_id FROM samples ORDER BY sample_id LIMIT $1 OFFSET $2", 2, 1
+    )
+    check("asyncpg LIMIT $1 OFFSET $2 with integers", [r[0] for r in rows] == [2, 3], rows)
+    n = await conn.fetchval("SELECT count(*) FROM measurements WHERE value > $1", 1.5)
+    check("asyncpg comparison parameter typed as the column", n > 0, n)
+    check("asyncpg current_database()", await conn.fetchval("SELECT current_database()") == "discern")
+    # A cursor: a named portal read with an Execute row limit inside a transaction.
+    async with conn.transaction():
+        ids = [r[0] async for r in conn.cursor(
+            "SELECT sample_id FROM samples ORDER BY sample_id LIMIT $1", 9, prefetch=4)]
+    check("asyncpg cursor with a LIMIT parameter", ids == list(range(1, 10)), ids)
     await conn.close()
     pool = await asyncpg.create_pool(
         host=HOST, port=PORT, user=USER, password=PASSWORD, database="discern", ssl=context,

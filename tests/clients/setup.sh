@@ -3,9 +3,12 @@
 # package registries, into $1 (a directory under target/). Idempotent: a stamp file per part
 # records what was installed, so later runs cost nothing.
 #
-#   python/  a virtual environment with psycopg2, psycopg 3, asyncpg, SQLAlchemy, pandas
-#   node/    node-postgres (pg) and pg-cursor
-#   the PostgreSQL JDBC driver from Debian (libpostgresql-jdbc-java), for the machine's Java
+#   current/, oldest/  two client sets (today's releases, and the oldest Discern supports):
+#       python/  a virtual environment with psycopg2, psycopg 3, asyncpg, SQLAlchemy, pandas
+#       node/    node-postgres (pg) and pg-cursor
+#   dash/    the Dash dashboard's requirements (deploy/dash/requirements.txt)
+#   java/    the JDBC test compiled against the PostgreSQL JDBC driver from Debian
+#            (libpostgresql-jdbc-java: the one pgjdbc this machine's registries carry)
 #
 # psql comes from Debian's postgresql-client, installed here when missing.
 set -euo pipefail
@@ -28,21 +31,32 @@ apt_install() {
 
 apt_install postgresql-client libpostgresql-jdbc-java python3-venv
 
-py_stamp="$out/python/.installed"
-if ! cmp -s "$here/requirements.txt" "$py_stamp" 2>/dev/null; then
-    rm -rf "$out/python"
-    python3 -m venv "$out/python"
-    "$out/python/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt"
-    cp "$here/requirements.txt" "$py_stamp"
-fi
+# One Python virtual environment and one node_modules per client set.
+for set in current oldest; do
+    py="$out/$set/python"
+    if ! cmp -s "$here/$set/requirements.txt" "$py/.installed" 2>/dev/null; then
+        rm -rf "$py"
+        python3 -m venv "$py"
+        "$py/bin/pip" install -q --disable-pip-version-check -r "$here/$set/requirements.txt"
+        cp "$here/$set/requirements.txt" "$py/.installed"
+    fi
+    node="$out/$set/node"
+    if ! cmp -s "$here/$set/package.json" "$node/.installed" 2>/dev/null; then
+        rm -rf "$node"
+        mkdir -p "$node"
+        cp "$here/$set/package.json" "$node/package.json"
+        (cd "$node" && npm install --silent --no-audit --no-fund >/dev/null)
+        cp "$here/$set/package.json" "$node/.installed"
+    fi
+done
 
-node_stamp="$out/node/.installed"
-if ! cmp -s "$here/package.json" "$node_stamp" 2>/dev/null; then
-    rm -rf "$out/node"
-    mkdir -p "$out/node"
-    cp "$here/package.json" "$out/node/package.json"
-    (cd "$out/node" && npm install --silent --no-audit --no-fund >/dev/null)
-    cp "$here/package.json" "$node_stamp"
+# The Dash dashboard's own requirements (deploy/dash), for its test.
+dash="$out/dash"
+if ! cmp -s "$here/../../deploy/dash/requirements.txt" "$dash/.installed" 2>/dev/null; then
+    rm -rf "$dash"
+    python3 -m venv "$dash"
+    "$dash/bin/pip" install -q --disable-pip-version-check -r "$here/../../deploy/dash/requirements.txt"
+    cp "$here/../../deploy/dash/requirements.txt" "$dash/.installed"
 fi
 
 java_stamp="$out/java/.installed"
