@@ -22,6 +22,10 @@ statistics are symmetric under transposition).
   under r, are only that accurate; they are checked against ours with that tolerance); the
   two-sided p = sum of the null probabilities d_k <= d_a (1 + 1e-7), as R and scipy. Checked
   against scipy.stats.fisher_exact (p) and scipy.stats.contingency.odds_ratio(kind='conditional').
+- fisher_less / fisher_greater: R's fisher.test(alternative = "less" / "greater"): the one-sided
+  p = P(X <= a) / P(X >= a) at odds ratio 1 (60 digits) and the one-sided 0.95 interval, each
+  bound solved at alpha = 0.05 (R's uniroot checked to its tolerance); p checked against
+  scipy.stats.fisher_exact(alternative = ...).
 - chi2_test {yates, no_yates}: R chisq.test(correct = TRUE / FALSE) in exact arithmetic
   (Yates: |O - E| reduced by min(0.5, |O - E|)); p = chi2 upper tail with 1 df.
 - A zero margin (no cases, no controls, no exposed or no unexposed rows) makes everything null
@@ -34,6 +38,12 @@ statistics are symmetric under transposition).
   so when fewer remain, R is run with a neutral stratum (2, 0, 0, 0) added (adds 0 to every sum).
   Null: no stratum left, or a zero variance (chi2, p); 0/0 (estimate); bounds when either MH sum
   is 0.
+- breslow_day {plain, tarone} (strata): the Breslow-Day statistic under the Mantel-Haenszel common
+  odds ratio, each stratum's fitted count the root of A D = psi B C (60 digits), Tarone's
+  correction subtracted for tarone; df = strata used - 1; strata with a zero margin left out;
+  null with fewer than 2 strata or a common odds ratio of 0 or Infinity. Checked against
+  statsmodels StratifiedTable.test_equal_odds(adjust = False / True) on the same strata
+  (DescTools, which R users call, is not packaged for Debian 12: its formula is statsmodels').
 - pairs (mcnemar): counts of matched pairs {both, case_only, control_only, neither}; R
   mcnemar.test(matrix(c(both, control_only, case_only, neither), 2), correct = TRUE / FALSE); null
   when case_only + control_only = 0.
@@ -85,6 +95,12 @@ tables <- lapply(inp$tables, function(t) {
   x <- m2(t)
   list(
     fisher_exact = run({ f <- fisher.test(x)
+      list(odds_ratio = h(f$estimate), lower = h(f$conf.int[1]), upper = h(f$conf.int[2]),
+           p = h(f$p.value)) }),
+    fisher_less = run({ f <- fisher.test(x, alternative = "less")
+      list(odds_ratio = h(f$estimate), lower = h(f$conf.int[1]), upper = h(f$conf.int[2]),
+           p = h(f$p.value)) }),
+    fisher_greater = run({ f <- fisher.test(x, alternative = "greater")
       list(odds_ratio = h(f$estimate), lower = h(f$conf.int[1]), upper = h(f$conf.int[2]),
            p = h(f$p.value)) }),
     chi2_test = list(
@@ -273,6 +289,16 @@ class Conditional:
                                tol=mpmath.mpf(10) ** -50)
         return mpmath.exp(root)
 
+    def p_one_sided(self, less):
+        """P(X <= x) (less) or P(X >= x) at psi = 1, over every term within e^-800 of the
+        largest (the others are below f64's range relative to the total)."""
+        logd = {int(s): self.logw(s) for s in self.support[self.flogw >= self.flogw.max() - 800]}
+        top = max(logd.values())
+        total = mpmath.fsum(mpmath.exp(v - top) for v in logd.values())
+        tail = mpmath.fsum(mpmath.exp(v - top) for s, v in logd.items()
+                           if (s <= self.x if less else s >= self.x))
+        return tail / total
+
     def p_two_sided(self):
         logd = {int(s): self.logw(s) for s in self.support[self.flogw >= self.flogw.max() - 800]}
         top = max(logd.values())
@@ -280,6 +306,30 @@ class Conditional:
         dx = self.logw(self.x)
         cut = dx + mpmath.log(1 + mpmath.mpf(10) ** -7)
         return mpmath.fsum(mpmath.exp(v - top) for v in logd.values() if v <= cut) / total
+
+
+def fisher_one_sided(a, b, c, d, alternative):
+    """R's fisher.test(alternative = "less" / "greater"): the one-sided p at psi = 1 and the
+    one-sided 0.95 interval ([0, upper] / [lower, Inf], each bound at alpha = 0.05)."""
+    if 0 in (a + b, c + d, a + c, b + d):
+        return None
+    cond = Conditional(a, b, c, d)
+    x, lo, hi = cond.x, cond.lo, cond.hi
+    alpha = 1 - mpmath.mpf(0.95)
+    est = 0.0 if x == lo else math.inf if x == hi else float(cond.solve(cond.mean, x))
+    if alternative == "less":
+        lower = 0.0
+        upper = math.inf if x == hi else float(cond.solve(lambda t: -cond.lower_tail(t), -alpha))
+        p = cond.p_one_sided(True)
+    else:
+        lower = 0.0 if x == lo else float(cond.solve(cond.upper_tail, alpha))
+        upper = math.inf
+        p = cond.p_one_sided(False)
+    out = {"odds_ratio": est, "lower": lower, "upper": upper, "p": min(float(p), 1.0)}
+    table = np.array([[a, b], [c, d]])
+    close(scipy.stats.fisher_exact(table, alternative=alternative).pvalue, out["p"], 1e-9,
+          f"scipy fisher p ({alternative})", abs_tol=1e-300)
+    return out
 
 
 def fisher(a, b, c, d):
@@ -329,6 +379,8 @@ def table_case(name, a, b, c, d):
     return {"name": name, "a": a, "b": b, "c": c, "d": d, "expected": {
         "odds_ratio": {str(level): woolf(a, b, c, d, level) for level in (0.95, 0.9)},
         "fisher_exact": fisher(a, b, c, d),
+        "fisher_less": fisher_one_sided(a, b, c, d, "less"),
+        "fisher_greater": fisher_one_sided(a, b, c, d, "greater"),
         "chi2_test": chi2_test(a, b, c, d)}}
 
 
@@ -395,9 +447,51 @@ def cmh(strata):
     return out
 
 
+def breslow_day(strata):
+    """The Breslow-Day statistic at 60 digits, without and with Tarone's correction, over the
+    strata with no zero margin, under the Mantel-Haenszel common odds ratio; checked against
+    statsmodels StratifiedTable.test_equal_odds on the same strata."""
+    used = [t for t in strata if min(t[0] + t[1], t[2] + t[3], t[0] + t[2], t[1] + t[3]) > 0]
+    none = {"plain": None, "tarone": None}
+    if len(used) < 2:
+        return none
+    mp = mpmath.mpf
+    r = mpmath.fsum(mp(a) * d / (a + b + c + d) for a, b, c, d in used)
+    s = mpmath.fsum(mp(b) * c / (a + b + c + d) for a, b, c, d in used)
+    if r == 0 or s == 0:
+        return none
+    psi = r / s
+    terms = []
+    for a, b, c, d in used:
+        k, m, n = a + b, a + c, a + b + c + d
+        lo, hi = max(0, k + m - n), min(k, m)
+        f = lambda x: x * (n - k - m + x) - psi * (k - x) * (m - x)
+        fitted = mpmath.findroot(f, (mp(lo), mp(hi)), solver="anderson",
+                                 tol=mp(10) ** -50) if lo < hi else mp(lo)
+        cells = [fitted, k - fitted, m - fitted, n - k - m + fitted]
+        var = 1 / mpmath.fsum(1 / v for v in cells)
+        terms.append((a - fitted, var))
+    plain = mpmath.fsum(dv * dv / v for dv, v in terms)
+    tarone = plain - mpmath.fsum(dv for dv, _ in terms) ** 2 / mpmath.fsum(v for _, v in terms)
+    df = len(used) - 1
+    out = {}
+    for name, x in (("plain", plain), ("tarone", tarone)):
+        p = mpmath.gammainc(mp(df) / 2, x / 2, mpmath.inf, regularized=True)
+        out[name] = {"chi2": float(x), "df": float(df), "p": float(p)}
+    st = StratifiedTable(np.array([[[a, b], [c, d]] for a, b, c, d in used],
+                                  dtype=float).transpose(1, 2, 0))
+    for name, adjust in (("plain", False), ("tarone", True)):
+        res = st.test_equal_odds(adjust=adjust)
+        close(res.statistic, out[name]["chi2"], 1e-9, f"statsmodels breslow-day {name}",
+              abs_tol=1e-12)
+        close(res.pvalue, out[name]["p"], 1e-6, f"statsmodels breslow-day {name} p",
+              abs_tol=1e-12)
+    return out
+
+
 def strata_case(name, strata):
     return {"name": name, "strata": [dict(zip("abcd", t)) for t in strata],
-            "expected": {"cmh": cmh(strata)}}
+            "expected": {"cmh": cmh(strata), "breslow_day": breslow_day(strata)}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -533,6 +627,19 @@ for case, rr in zip(tables, r["tables"]):
                 t_want, t_got = (want, got) if want < 1 else (1 / want, 1 / got)
                 if abs(t_want - t_got) > 2.5e-4:
                     raise SystemExit(f"{case['name']}: R fisher {k} {got} vs {want}")
+    for side in ("less", "greater"):
+        f, rf = e[f"fisher_{side}"], rr[f"fisher_{side}"]
+        if f is None:
+            continue
+        close(rf["p"], f["p"], 1e-9, f"{case['name']}: R fisher p ({side})", abs_tol=1e-300)
+        for k in ("lower", "upper"):
+            want, got = f[k], rnum(rf[k])
+            if want in (0.0, math.inf):
+                close(got, want, 0, f"{case['name']}: R fisher {k} ({side})")
+            else:
+                t_want, t_got = (want, got) if want < 1 else (1 / want, 1 / got)
+                if abs(t_want - t_got) > 2.5e-4:
+                    raise SystemExit(f"{case['name']}: R fisher {k} ({side}) {got} vs {want}")
     for name in ("yates", "no_yates"):
         want = e["chi2_test"][name]
         got = rr["chi2_test"][name]

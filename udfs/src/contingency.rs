@@ -1,5 +1,5 @@
 //! Binary exposure: `odds_ratio`, `fisher_exact`, `chi2_test`, `mcnemar` (one 2×2 table per
-//! group) and `cmh_test` (one 2×2 table per stratum).
+//! group), `cmh_test` and `breslow_day` (one 2×2 table per stratum).
 //!
 //! The state is counts, so partial states merge exactly in any order. Rows with a NULL
 //! exposure, label or stratum are skipped. The kernels are in
@@ -23,11 +23,11 @@ use datafusion::logical_expr::{
 
 use crate::docs::{SECTION, doc};
 use crate::kernels::contingency::{
-    Table2x2, chi2_2x2, cmh, fisher_exact, mcnemar, odds_ratio_woolf,
+    Alternative, Table2x2, breslow_day, chi2_2x2, cmh, fisher_exact, mcnemar, odds_ratio_woolf,
 };
 use crate::state::{
     Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator, flag_argument, float_fields,
-    float_struct, level_argument, passes,
+    float_struct, level_argument, literal, passes,
 };
 
 /// Which test of the family.
@@ -35,7 +35,7 @@ use crate::state::{
 pub enum TableTest {
     /// `odds_ratio(exposed, is_case [, level])` → {odds_ratio, lower, upper}
     OddsRatio,
-    /// `fisher_exact(exposed, is_case [, level])` → {odds_ratio, lower, upper, p}
+    /// `fisher_exact(exposed, is_case [, level [, alternative]])` → {odds_ratio, lower, upper, p}
     Fisher,
     /// `chi2_test(exposed, is_case [, yates])` → {chi2, p}
     Chi2,
@@ -43,21 +43,25 @@ pub enum TableTest {
     McNemar,
     /// `cmh_test(exposed, is_case, stratum [, correct])` → {chi2, p, odds_ratio, lower, upper}
     Cmh,
+    /// `breslow_day(exposed, is_case, stratum [, tarone])` → {chi2, df, p}
+    BreslowDay,
 }
 
 const OR_FIELDS: [&str; 3] = ["odds_ratio", "lower", "upper"];
 const FISHER_FIELDS: [&str; 4] = ["odds_ratio", "lower", "upper", "p"];
 const CHI2_FIELDS: [&str; 2] = ["chi2", "p"];
 const CMH_FIELDS: [&str; 5] = ["chi2", "p", "odds_ratio", "lower", "upper"];
+const BD_FIELDS: [&str; 3] = ["chi2", "df", "p"];
 
 impl TableTest {
     /// Every test of the family.
-    pub const ALL: [TableTest; 5] = [
+    pub const ALL: [TableTest; 6] = [
         TableTest::OddsRatio,
         TableTest::Fisher,
         TableTest::Chi2,
         TableTest::McNemar,
         TableTest::Cmh,
+        TableTest::BreslowDay,
     ];
 
     /// The SQL name.
@@ -68,7 +72,13 @@ impl TableTest {
             TableTest::Chi2 => "chi2_test",
             TableTest::McNemar => "mcnemar",
             TableTest::Cmh => "cmh_test",
+            TableTest::BreslowDay => "breslow_day",
         }
+    }
+
+    /// Whether the state is one 2×2 table per stratum.
+    fn stratified(self) -> bool {
+        matches!(self, TableTest::Cmh | TableTest::BreslowDay)
     }
 
     fn field_names(self) -> &'static [&'static str] {
@@ -77,6 +87,7 @@ impl TableTest {
             TableTest::Fisher => &FISHER_FIELDS,
             TableTest::Chi2 | TableTest::McNemar => &CHI2_FIELDS,
             TableTest::Cmh => &CMH_FIELDS,
+            TableTest::BreslowDay => &BD_FIELDS,
         }
     }
 
@@ -131,13 +142,23 @@ impl TableTest {
                  scipy.stats.fisher_exact, its terms built in double-double arithmetic, \
                  within 1e-12 relatively of the exact value however far in the tail (0 below \
                  f64's range). Estimate 0 (lower 0) or Infinity (upper Infinity) \
-                 at the ends of the support. NULL when a margin is 0.",
-                "fisher_exact(exposed, is_case [, level])",
-                &example("fisher_exact(exposed, is_case)['p'] AS p"),
+                 at the ends of the support. NULL when a margin is 0. With alternative \
+                 'less' or 'greater' (R's alternative = \"less\" / \"greater\"), p is \
+                 the one-sided P(X ≤ a) or P(X ≥ a) under an odds ratio of 1 and the \
+                 interval one-sided, [0, upper] or [lower, Infinity], each bound at 1 − level \
+                 (the estimate does not change); matches R and scipy.stats.fisher_exact(…, \
+                 alternative = …).",
+                "fisher_exact(exposed, is_case [, level [, alternative]])",
+                &example("fisher_exact(exposed, is_case, 0.95, 'greater')['p'] AS p_greater"),
             )
             .with_argument("exposed", exposed)
             .with_argument("is_case", label)
             .with_argument("level", level)
+            .with_argument(
+                "alternative",
+                "Optional constant: 'two_sided' (default; R's 'two.sided' is accepted too), \
+                 'less' (odds ratio below 1) or 'greater' (above 1).",
+            )
             .build(),
             TableTest::Chi2 => doc(
                 SECTION,
@@ -199,6 +220,35 @@ impl TableTest {
                 "Optional constant BOOLEAN: continuity correction (default true).",
             )
             .build(),
+            TableTest::BreslowDay => doc(
+                SECTION,
+                "Breslow-Day test that the odds ratio is the same in every stratum (the \
+                 assumption behind cmh_test's common odds ratio): with ψ the Mantel-Haenszel \
+                 common odds ratio and A the exposed-case count each stratum would have \
+                 under ψ given its margins, χ² = Σ (a − A)² / Var(a) with Var(a) = 1 / \
+                 (1/A + 1/B + 1/C + 1/D), on K − 1 degrees of freedom for K strata. With \
+                 tarone, Tarone's correction (Σa − ΣA)² / ΣVar(a) is subtracted (the \
+                 statistic then has the χ² distribution asymptotically). Matches \
+                 statsmodels StratifiedTable(…).test_equal_odds(adjust = tarone) and \
+                 DescTools::BreslowDayTest (correct = tarone). Strata with a zero margin \
+                 (no cases, no controls, nothing exposed or nothing unexposed) say nothing \
+                 about their odds ratio and are left out (statsmodels gives NaN there). \
+                 NULL with fewer than 2 strata left or when the common odds ratio is 0 or \
+                 Infinity.",
+                "breslow_day(exposed, is_case, stratum [, tarone])",
+                "SELECT breslow_day(m.value > 30, s.is_case, s.site)['p'] AS homogeneity_p\nFROM measurements m JOIN samples s USING (sample_id)\nWHERE m.biomarker = 'ferritin';",
+            )
+            .with_argument("exposed", exposed)
+            .with_argument("is_case", label)
+            .with_argument(
+                "stratum",
+                "The stratum (any type; compared as text). Rows with a NULL stratum are skipped.",
+            )
+            .with_argument(
+                "tarone",
+                "Optional constant BOOLEAN: Tarone's correction (default false).",
+            )
+            .build(),
         }
     }
 }
@@ -236,11 +286,12 @@ impl TableUdaf {
             }
             TableTest::Fisher => {
                 let level = level_argument(name, args, 2)?;
+                let alternative = alternative_argument(name, args, 3)?;
                 Evaluate::new(move |tables: &mut [Table2x2]| {
                     float_struct(
                         &FISHER_FIELDS,
                         tables.iter().map(|t| {
-                            fisher_exact(t, level).map(|f| {
+                            fisher_exact(t, level, alternative).map(|f| {
                                 [Some(f.odds_ratio), Some(f.lower), Some(f.upper), Some(f.p)]
                             })
                         }),
@@ -271,21 +322,31 @@ impl TableUdaf {
                     )
                 })
             }
-            TableTest::Cmh => return exec_err!("cmh_test has its own state"),
+            TableTest::Cmh | TableTest::BreslowDay => {
+                return exec_err!("{name} has its own state");
+            }
         })
     }
 
     fn strata_evaluate(&self, args: &AccumulatorArgs) -> Result<Evaluate<Strata>> {
+        if self.test == TableTest::BreslowDay {
+            let tarone = flag_argument(self.name(), "tarone", args, 3, false)?;
+            return Ok(Evaluate::new(move |groups: &mut [Strata]| {
+                float_struct(
+                    &BD_FIELDS,
+                    groups.iter().map(|g| {
+                        breslow_day(&g.sorted_tables(), tarone)
+                            .map(|r| [Some(r.chi2), Some(r.df), Some(r.p)])
+                    }),
+                )
+            }));
+        }
         let correct = flag_argument(self.name(), "correct", args, 3, true)?;
         Ok(Evaluate::new(move |groups: &mut [Strata]| {
             float_struct(
                 &CMH_FIELDS,
                 groups.iter().map(|g| {
-                    // In the strata's order, so that the sums do not depend on hashing.
-                    let mut strata: Vec<(&String, &Table2x2)> = g.tables.iter().collect();
-                    strata.sort_unstable_by(|x, y| x.0.cmp(y.0));
-                    let tables: Vec<Table2x2> = strata.iter().map(|(_, t)| **t).collect();
-                    cmh(&tables, correct, 0.95).map(|r| {
+                    cmh(&g.sorted_tables(), correct, 0.95).map(|r| {
                         let or = r.odds_ratio;
                         [
                             r.test.map(|t| t.chi2),
@@ -298,6 +359,31 @@ impl TableUdaf {
                 }),
             )
         }))
+    }
+}
+
+/// An optional constant alternative at argument `index` (default two-sided).
+fn alternative_argument(name: &str, args: &AccumulatorArgs, index: usize) -> Result<Alternative> {
+    if args.exprs.len() <= index {
+        return Ok(Alternative::TwoSided);
+    }
+    let text = match literal(args, index) {
+        Some(
+            datafusion::common::ScalarValue::Utf8(Some(t))
+            | datafusion::common::ScalarValue::Utf8View(Some(t))
+            | datafusion::common::ScalarValue::LargeUtf8(Some(t)),
+        ) => t,
+        _ => {
+            return plan_err!(
+                "{name}: alternative must be a constant 'two_sided', 'less' or 'greater'"
+            );
+        }
+    };
+    match Alternative::parse(&text) {
+        Some(a) => Ok(a),
+        None => {
+            plan_err!("{name}: alternative must be 'two_sided', 'less' or 'greater', got '{text}'")
+        }
     }
 }
 
@@ -321,18 +407,25 @@ impl AggregateUDFImpl for TableUdaf {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let name = self.name();
         let [first, second] = self.test.boolean_arguments();
-        let (required, option): (usize, Option<(&str, DataType)>) = match self.test {
-            TableTest::OddsRatio | TableTest::Fisher => {
-                (2, Some(("level (numeric)", DataType::Float64)))
-            }
-            TableTest::Chi2 => (2, Some(("yates (BOOLEAN)", DataType::Boolean))),
-            TableTest::McNemar => (2, Some(("correct (BOOLEAN)", DataType::Boolean))),
-            TableTest::Cmh => (3, Some(("correct (BOOLEAN)", DataType::Boolean))),
+        let (required, options): (usize, &[(&str, DataType)]) = match self.test {
+            TableTest::OddsRatio => (2, &[("level (numeric)", DataType::Float64)]),
+            TableTest::Fisher => (
+                2,
+                &[
+                    ("level (numeric)", DataType::Float64),
+                    ("alternative (text)", DataType::Utf8),
+                ],
+            ),
+            TableTest::Chi2 => (2, &[("yates (BOOLEAN)", DataType::Boolean)]),
+            TableTest::McNemar => (2, &[("correct (BOOLEAN)", DataType::Boolean)]),
+            TableTest::Cmh => (3, &[("correct (BOOLEAN)", DataType::Boolean)]),
+            TableTest::BreslowDay => (3, &[("tarone (BOOLEAN)", DataType::Boolean)]),
         };
-        if arg_types.len() < required || arg_types.len() > required + 1 {
+        if arg_types.len() < required || arg_types.len() > required + options.len() {
+            let joiner = if options.len() == 1 { "or" } else { "to" };
             return plan_err!(
-                "{name} takes {required} or {} arguments, got {}",
-                required + 1,
+                "{name} takes {required} {joiner} {} arguments, got {}",
+                required + options.len(),
                 arg_types.len()
             );
         }
@@ -348,15 +441,18 @@ impl AggregateUDFImpl for TableUdaf {
         if required == 3 {
             types.push(DataType::Utf8);
         }
-        if let (Some(t), Some((what, target))) = (arg_types.get(required), option) {
+        for (t, (what, target)) in arg_types[required..].iter().zip(options) {
             let ok = match target {
                 DataType::Boolean => matches!(t, DataType::Boolean),
+                DataType::Utf8 => {
+                    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+                }
                 _ => t.is_numeric(),
             };
             if !ok {
-                return plan_err!("{name}: the last argument must be {what}, got {t}");
+                return plan_err!("{name}: expected {what}, got {t}");
             }
-            types.push(target);
+            types.push(target.clone());
         }
         Ok(types)
     }
@@ -366,9 +462,10 @@ impl AggregateUDFImpl for TableUdaf {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(match self.test {
-            TableTest::Cmh => Box::new(StateAccumulator::new(self.strata_evaluate(&args)?)),
-            _ => Box::new(StateAccumulator::new(self.table_evaluate(&args)?)),
+        Ok(if self.test.stratified() {
+            Box::new(StateAccumulator::new(self.strata_evaluate(&args)?))
+        } else {
+            Box::new(StateAccumulator::new(self.table_evaluate(&args)?))
         })
     }
 
@@ -376,7 +473,7 @@ impl AggregateUDFImpl for TableUdaf {
         let field =
             |n: &str, t: DataType| Arc::new(Field::new(format_state_name(args.name, n), t, true));
         Ok(match self.test {
-            TableTest::Cmh => vec![
+            TableTest::Cmh | TableTest::BreslowDay => vec![
                 field(
                     "strata",
                     DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
@@ -401,9 +498,10 @@ impl AggregateUDFImpl for TableUdaf {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(match self.test {
-            TableTest::Cmh => Box::new(StateGroupsAccumulator::new(self.strata_evaluate(&args)?)),
-            _ => Box::new(StateGroupsAccumulator::new(self.table_evaluate(&args)?)),
+        Ok(if self.test.stratified() {
+            Box::new(StateGroupsAccumulator::new(self.strata_evaluate(&args)?))
+        } else {
+            Box::new(StateGroupsAccumulator::new(self.table_evaluate(&args)?))
         })
     }
 
@@ -501,6 +599,13 @@ pub struct Strata {
 }
 
 impl Strata {
+    /// The strata's tables in the strata's order, so that sums do not depend on hashing.
+    fn sorted_tables(&self) -> Vec<Table2x2> {
+        let mut strata: Vec<(&String, &Table2x2)> = self.tables.iter().collect();
+        strata.sort_unstable_by(|x, y| x.0.cmp(y.0));
+        strata.into_iter().map(|(_, t)| *t).collect()
+    }
+
     /// Adds `counts` to the stratum's table; returns how many heap bytes that added.
     fn add(&mut self, stratum: &str, counts: &Table2x2) -> usize {
         if let Some(table) = self.tables.get_mut(stratum) {
@@ -522,7 +627,7 @@ impl GroupState for Strata {
         group: impl Fn(usize) -> usize,
     ) -> Result<isize> {
         let Some(strata) = values.get(2) else {
-            return exec_err!("cmh_test: expected a stratum argument");
+            return exec_err!("expected a stratum argument");
         };
         let strata = strata.as_string::<i32>();
         let mut grew = 0;

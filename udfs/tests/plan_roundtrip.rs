@@ -46,6 +46,8 @@ const CALLS: &[(&str, bool)] = &[
     ("chi2_test(e, c, false)", false),
     ("mcnemar(e, c)", false),
     ("cmh_test(e, c, s)", false),
+    ("breslow_day(e, c, s, true)", false),
+    ("fisher_exact(e, c, 0.9, 'greater')", false),
     ("youden(v, c)", false),
     ("sensitivity_at_specificity(v, c, 0.8)", false),
     ("specificity_at_sensitivity(v, c, 0.8)", false),

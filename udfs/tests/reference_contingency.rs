@@ -8,7 +8,12 @@
 //!   R's fisher.test stops at uniroot's tolerance (≈ 1e-4) so its estimate is checked only to
 //!   1e-3; p as R / scipy, 1e-12 (exact fractions; far tails: `reference_exact_tails.rs`).
 //! - chi2_test: R chisq.test(correct = TRUE / FALSE); 1e-12.
+//! - fisher_exact with alternative 'less' / 'greater': R fisher.test(alternative = …), the
+//!   one-sided p at 60 digits (1e-12, cross-checked with scipy) and the one-sided interval
+//!   solved at 60 digits (1e-9).
 //! - cmh_test: R mantelhaen.test (correct = TRUE / FALSE); 1e-12.
+//! - breslow_day: the statistic at 60 digits (mpmath), cross-checked with statsmodels
+//!   StratifiedTable.test_equal_odds (adjust = False / True); 1e-12 (df exactly).
 //! - mcnemar: R mcnemar.test (correct = TRUE / FALSE); 1e-12.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -110,7 +115,7 @@ fn cells(t: &Value, stratum: i64) -> Vec<(bool, bool, i64, u64)> {
 }
 
 async fn query(groups: &[Vec<(bool, bool, i64, u64)>], calls: &str, grouped: bool) -> RecordBatch {
-    let stratified = calls.contains("cmh_test");
+    let stratified = calls.contains("cmh_test") || calls.contains("breslow_day");
     let (partitions, batch) = if grouped { (4, 13) } else { (1, 8192) };
     let ctx = SessionContext::new_with_config(
         SessionConfig::new()
@@ -140,7 +145,9 @@ async fn two_by_two(grouped: bool) {
     let groups: Vec<_> = cases.iter().map(|c| cells(c, 1)).collect();
     let calls = "odds_ratio(x, y) AS or95, odds_ratio(x, y, 0.9) AS or90, \
                  fisher_exact(x, y) AS fisher, chi2_test(x, y) AS yates, \
-                 chi2_test(x, y, false) AS no_yates";
+                 chi2_test(x, y, false) AS no_yates, \
+                 fisher_exact(x, y, 0.95, 'less') AS fisher_less, \
+                 fisher_exact(x, y, 0.95, 'greater') AS fisher_greater";
     let all = query(&groups, calls, grouped).await;
     let col = |n: &str| all.column_by_name(n).unwrap().clone();
     for (row, c) in cases.iter().enumerate() {
@@ -195,6 +202,27 @@ async fn two_by_two(grouped: bool) {
                 }
             }
         }
+        for side in ["less", "greater"] {
+            let column = format!("fisher_{side}");
+            let expected = &e[column.as_str()];
+            if expected.is_null() {
+                assert!(col(&column).is_null(row), "{}", what(&column));
+                continue;
+            }
+            for (f, rel) in [
+                ("odds_ratio", 1e-9),
+                ("lower", 1e-9),
+                ("upper", 1e-9),
+                ("p", 1e-12),
+            ] {
+                close(
+                    field(&col(&column), row, f),
+                    &expected[f],
+                    rel,
+                    &what(&format!("{column}.{f}")),
+                );
+            }
+        }
         for column in ["yates", "no_yates"] {
             let expected = &e["chi2_test"][column];
             if expected.is_null() {
@@ -238,10 +266,28 @@ async fn strata(grouped: bool) {
                 .collect()
         })
         .collect();
-    let calls = "cmh_test(x, y, stratum) AS correct, cmh_test(x, y, stratum, false) AS no_correct";
+    let calls = "cmh_test(x, y, stratum) AS correct, cmh_test(x, y, stratum, false) AS no_correct, \
+                 breslow_day(x, y, stratum) AS plain, breslow_day(x, y, stratum, true) AS tarone";
     let all = query(&groups, calls, grouped).await;
     for (row, c) in cases.iter().enumerate() {
         let name = c["name"].as_str().unwrap();
+        for column in ["plain", "tarone"] {
+            let got = all.column_by_name(column).unwrap();
+            let expected = &c["expected"]["breslow_day"][column];
+            let what = format!("breslow_day {column} [{name}] (grouped={grouped})");
+            if expected.is_null() {
+                assert!(got.is_null(row), "{what}");
+                continue;
+            }
+            for f in ["chi2", "df", "p"] {
+                close(
+                    field(got, row, f),
+                    &expected[f],
+                    1e-12,
+                    &format!("{what}.{f}"),
+                );
+            }
+        }
         for column in ["correct", "no_correct"] {
             let got = all.column_by_name(column).unwrap();
             let expected = &c["expected"]["cmh"][column];
@@ -266,7 +312,7 @@ async fn strata(grouped: bool) {
 }
 
 #[tokio::test]
-async fn cmh_matches_r() {
+async fn cmh_matches_r_and_breslow_day_statsmodels() {
     strata(false).await;
     strata(true).await;
 }

@@ -162,6 +162,7 @@ fn every_state_reports_the_heap_it_holds() {
             ("paired_t_test", &[0]),
             ("fisher_exact", &[3, 2]),
             ("cmh_test", &[3, 2, 4]),
+            ("breslow_day", &[3, 2, 4]),
             ("roc_test", &[0, 1, 2]),
             ("logistic_regression", &[2, 0, 1]),
             ("conditional_logistic", &[2, 5, 0]),

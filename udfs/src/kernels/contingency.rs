@@ -377,10 +377,36 @@ fn solve_increasing(f: impl Fn(f64) -> (f64, f64)) -> f64 {
     theta
 }
 
-/// Fisher's exact test (R `fisher.test`, two-sided, `conf.level = level`). The estimate and
-/// the interval are solved to full double precision (R's `uniroot` stops at a tolerance of
-/// about 1e-4, so R agrees with them to about 4 digits). None when a margin is 0.
-pub fn fisher_exact(t: &Table2x2, level: f64) -> Option<Fisher> {
+/// The alternative hypothesis of a test of the odds ratio (R's `alternative`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Alternative {
+    /// The odds ratio differs from 1.
+    TwoSided,
+    /// The odds ratio is below 1.
+    Less,
+    /// The odds ratio is above 1.
+    Greater,
+}
+
+impl Alternative {
+    /// `'two_sided'` (also R's `'two.sided'` and `'two-sided'`), `'less'` or `'greater'`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "two_sided" | "two.sided" | "two-sided" => Some(Alternative::TwoSided),
+            "less" => Some(Alternative::Less),
+            "greater" => Some(Alternative::Greater),
+            _ => None,
+        }
+    }
+}
+
+/// Fisher's exact test (R `fisher.test(conf.level = level, alternative = …)`). The estimate
+/// and the interval are solved to full double precision (R's `uniroot` stops at a tolerance
+/// of about 1e-4, so R agrees with them to about 4 digits). A one-sided test has the
+/// one-sided interval ([0, upper] for `Less`, [lower, ∞] for `Greater`, each bound at
+/// 1 − level) and the one-sided p, P(X ≤ a) or P(X ≥ a) at odds ratio 1. None when a margin
+/// is 0.
+pub fn fisher_exact(t: &Table2x2, level: f64, alternative: Alternative) -> Option<Fisher> {
     if t.a + t.b == 0 || t.c + t.d == 0 || t.a + t.c == 0 || t.b + t.d == 0 {
         return None;
     }
@@ -398,10 +424,13 @@ pub fn fisher_exact(t: &Table2x2, level: f64) -> Option<Fisher> {
         })
         .exp()
     };
-    let alpha = (1.0 - level) / 2.0;
+    let alpha = match alternative {
+        Alternative::TwoSided => (1.0 - level) / 2.0,
+        Alternative::Less | Alternative::Greater => 1.0 - level,
+    };
     // The lower bound solves P(X ≥ x; ψ) = α (increasing in ψ), the upper P(X ≤ x; ψ) = α
     // (decreasing in ψ).
-    let lower = if x == lo {
+    let lower = if x == lo || alternative == Alternative::Less {
         0.0
     } else {
         solve_increasing(|theta| {
@@ -410,7 +439,7 @@ pub fn fisher_exact(t: &Table2x2, level: f64) -> Option<Fisher> {
         })
         .exp()
     };
-    let upper = if x == hi {
+    let upper = if x == hi || alternative == Alternative::Greater {
         f64::INFINITY
     } else {
         solve_increasing(|theta| {
@@ -419,7 +448,7 @@ pub fn fisher_exact(t: &Table2x2, level: f64) -> Option<Fisher> {
         })
         .exp()
     };
-    let p = fisher_two_sided_p(t);
+    let p = fisher_p(t, alternative);
     Some(Fisher {
         odds_ratio,
         lower,
@@ -428,9 +457,9 @@ pub fn fisher_exact(t: &Table2x2, level: f64) -> Option<Fisher> {
     })
 }
 
-/// Fisher's two-sided p at odds ratio 1, as R's `fisher.test`: the total probability of the
-/// tables (given the margins) whose probability is at most the observed one's times 1 + 1e-7
-/// (R's and scipy's allowance for rounding).
+/// Fisher's p at odds ratio 1, as R's `fisher.test`. Two-sided: the total probability of
+/// the tables (given the margins) whose probability is at most the observed one's times
+/// 1 + 1e-7 (R's and scipy's allowance for rounding); one-sided: P(X ≤ a) or P(X ≥ a).
 ///
 /// The hypergeometric terms are built outwards from the mode by the ratios of consecutive
 /// terms, w(x + 1) / w(x) = (cases − x)(exposed − x) / ((x + 1)(controls − exposed + x + 1)),
@@ -439,7 +468,7 @@ pub fn fisher_exact(t: &Table2x2, level: f64) -> Option<Fisher> {
 /// positive terms, so it keeps about 15 significant digits however far in the tail. The mode
 /// starts at 2⁶⁰⁰ so that terms far below 1e-300 of it stay representable; terms below that
 /// come out as 0 (a p-value below f64's range is 0).
-fn fisher_two_sided_p(t: &Table2x2) -> f64 {
+fn fisher_p(t: &Table2x2, alternative: Alternative) -> f64 {
     const SCALE: i32 = 600;
     let cases = t.a + t.b;
     let controls = t.c + t.d;
@@ -471,13 +500,112 @@ fn fisher_two_sided_p(t: &Table2x2) -> f64 {
     }
     let threshold = w[at(t.a)].hi() * (1.0 + 1e-7);
     let (mut total, mut tail) = (DoubleDouble::ZERO, DoubleDouble::ZERO);
-    for &term in &w {
+    for (x, &term) in (lo..).zip(&w) {
         total += term;
-        if term.hi() <= threshold {
+        let counted = match alternative {
+            Alternative::TwoSided => term.hi() <= threshold,
+            Alternative::Less => x <= t.a,
+            Alternative::Greater => x >= t.a,
+        };
+        if counted {
             tail += term;
         }
     }
     (tail / total).to_f64().min(1.0)
+}
+
+/// The Breslow-Day test of homogeneity of the odds ratios of 2×2×K strata.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreslowDay {
+    /// The statistic (with Tarone's correction when asked).
+    pub chi2: f64,
+    /// Its degrees of freedom: the strata used, less 1.
+    pub df: f64,
+    /// P(χ²_df ≥ chi2).
+    pub p: f64,
+}
+
+/// The Breslow-Day test that K strata share one odds ratio, as statsmodels'
+/// `StratifiedTable.test_equal_odds` and DescTools' `BreslowDayTest`: each stratum's fitted
+/// exposed-case count A under the Mantel-Haenszel common odds ratio ψ (the root of
+/// A·D = ψ·B·C within the margins), χ² = Σ (a − A)² / Var with
+/// Var = 1 / (1/A + 1/B + 1/C + 1/D), on K − 1 degrees of freedom; Tarone's correction
+/// subtracts (Σa − ΣA)² / ΣVar. A stratum with a zero margin says nothing about its odds
+/// ratio and is left out (its variance is 0). None with fewer than 2 strata left or when ψ
+/// is 0 or infinite.
+pub fn breslow_day(strata: &[Table2x2], tarone: bool) -> Option<BreslowDay> {
+    let used: Vec<&Table2x2> = strata
+        .iter()
+        .filter(|t| t.a + t.b > 0 && t.c + t.d > 0 && t.a + t.c > 0 && t.b + t.d > 0)
+        .collect();
+    if used.len() < 2 {
+        return None;
+    }
+    let (mut r, mut s) = (0.0, 0.0);
+    for t in &used {
+        let [a, b, c, d] = t.cells();
+        let n = a + b + c + d;
+        r += a * d / n;
+        s += b * c / n;
+    }
+    let psi = r / s;
+    if !(psi.is_finite() && psi > 0.0) {
+        return None;
+    }
+    let (mut chi2, mut deviation, mut variance) = (0.0, 0.0, 0.0);
+    for t in &used {
+        let [a, ..] = t.cells();
+        let fitted = fitted_exposed_cases(t, psi);
+        let [fa, fb, fc, fd] = fitted;
+        let var = 1.0 / (1.0 / fa + 1.0 / fb + 1.0 / fc + 1.0 / fd);
+        chi2 += (a - fa) * (a - fa) / var;
+        deviation += a - fa;
+        variance += var;
+    }
+    if tarone {
+        chi2 -= deviation * deviation / variance;
+    }
+    let df = (used.len() - 1) as f64;
+    Some(BreslowDay {
+        chi2,
+        df,
+        p: chi2_sf(chi2, df),
+    })
+}
+
+/// The cells (A, B, C, D) of a stratum with its margins and odds ratio `psi`: A is the root
+/// of (1 − ψ)A² + (n − k − m + ψ(k + m))A − ψkm = 0 (k cases, m exposed) strictly inside
+/// the support, taken from the quadratic without cancellation and polished by Newton steps.
+fn fitted_exposed_cases(t: &Table2x2, psi: f64) -> [f64; 4] {
+    let [a, b, c, d] = t.cells();
+    let (k, m, n) = (a + b, a + c, a + b + c + d);
+    let qa = 1.0 - psi;
+    let qb = n - k - m + psi * (k + m);
+    let qc = -psi * k * m;
+    let lo = (k + m - n).max(0.0);
+    let hi = k.min(m);
+    let mut x = if qa.abs() < 1e-12 * qb.abs() {
+        -qc / qb
+    } else {
+        // The root in the support: with q = -(b + sign(b)·√Δ)/2 the two roots are q/a and c/q.
+        let disc = (qb * qb - 4.0 * qa * qc).max(0.0).sqrt();
+        let q = -0.5 * (qb + qb.signum() * disc);
+        let (r1, r2) = (q / qa, qc / q);
+        if (lo..=hi).contains(&r1) { r1 } else { r2 }
+    };
+    for _ in 0..3 {
+        let f = x * (n - k - m + x) - psi * (k - x) * (m - x);
+        let slope = (n - k - m + 2.0 * x) + psi * ((k - x) + (m - x));
+        if slope == 0.0 {
+            break;
+        }
+        let next = x - f / slope;
+        if !(next > lo && next < hi) {
+            break;
+        }
+        x = next;
+    }
+    [x, k - x, m - x, n - k - m + x]
 }
 
 #[cfg(test)]
@@ -503,7 +631,7 @@ mod tests {
     #[test]
     fn fisher_estimate_solves_the_conditional_score_equation() {
         let t = table(7, 3, 2, 8);
-        let f = fisher_exact(&t, 0.95).unwrap();
+        let f = fisher_exact(&t, 0.95, Alternative::TwoSided).unwrap();
         let dist = Conditional::new(&t);
         let (mean, _) = dist.mean_variance(f.odds_ratio.ln());
         assert!((mean - 7.0).abs() < 1e-12, "{mean}");
