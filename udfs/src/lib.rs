@@ -18,6 +18,7 @@ pub mod kernels;
 pub mod logistic;
 pub mod moments;
 pub mod paired;
+pub mod power;
 pub mod ranks;
 pub mod roc;
 pub mod shared;
@@ -26,7 +27,9 @@ mod two_group;
 
 /// Every scalar function of the catalog.
 pub fn all_scalar_functions() -> Vec<Arc<ScalarUDF>> {
-    distributions::all()
+    let mut functions = distributions::all();
+    functions.extend(power::all());
+    functions
 }
 
 /// Every aggregate function of the catalog.

@@ -7,6 +7,7 @@ pub mod double_double;
 pub mod ks;
 pub mod logistic;
 pub mod moments;
+pub mod power;
 pub mod ranks;
 pub mod roc;
 pub mod separation;
