@@ -12,7 +12,9 @@ null / "NaN" / "Infinity" for rows to skip; is_case) and:
 - mann_whitney for method 'auto', 'asymptotic' and 'exact': u and p from
   scipy.stats.mannwhitneyu(cases, controls, method=...) (two-sided, use_continuity=True);
   z from the tie-corrected normal approximation with a continuity correction of 1/2 towards 0
-  (R wilcox.test's z), at 60 digits with mpmath, checked against scipy's asymptotic p.
+  (R wilcox.test's z), at 60 digits with mpmath, checked against scipy's asymptotic p;
+- mann_whitney_no_correct: the same without the continuity correction
+  (scipy use_continuity=False, R wilcox.test(correct = FALSE)).
 
 Run:  python3 testdata/reference/ranks.py   (numpy, scipy, mpmath; versions are recorded)
 """
@@ -63,7 +65,7 @@ def exact_delong(x1, x0, level):
             "upper": float(min(mpmath.mpf(1), a + z * se))}
 
 
-def z_value(x1, x0):
+def z_value(x1, x0, correct=True):
     n1, n0 = len(x1), len(x0)
     n = n1 + n0
     ranks = scipy.stats.rankdata(x1 + x0)
@@ -73,6 +75,8 @@ def z_value(x1, x0):
     if var <= 0:
         return None
     centred = u - mpmath.mpf(n1 * n0) / 2
+    if not correct:
+        return centred / mpmath.sqrt(var)
     corrected = centred - mpmath.sign(centred) * mpmath.mpf(1) / 2 if abs(centred) >= 0.5 else 0
     return corrected / mpmath.sqrt(var)
 
@@ -84,17 +88,26 @@ def expected(values, labels):
     x0 = [v for v, c in pairs if not c]
     if not x1 or not x0:
         return {"auc": None, "auc_ci": {"0.95": None, "0.8": None},
-                "mann_whitney": {m: None for m in ("auto", "asymptotic", "exact")}}
+                "mann_whitney": {m: None for m in ("auto", "asymptotic", "exact")},
+                "mann_whitney_no_correct": {m: None for m in ("auto", "asymptotic", "exact")}}
     out = {"auc": exact_auc(x1, x0), "mann_whitney": {},
            "auc_ci": {str(level): exact_delong(x1, x0, level) for level in (0.95, 0.8)}}
-    z = z_value(x1, x0)
+    out["mann_whitney"] = mann_whitney(x1, x0, True)
+    out["mann_whitney_no_correct"] = mann_whitney(x1, x0, False)
+    return out
+
+
+def mann_whitney(x1, x0, correct):
+    """{method: {u, z, p}} with or without the continuity correction."""
+    out = {}
+    z = z_value(x1, x0, correct)
     for method in ("auto", "asymptotic", "exact"):
-        r = scipy.stats.mannwhitneyu(x1, x0, method=method)
+        r = scipy.stats.mannwhitneyu(x1, x0, method=method, use_continuity=correct)
         if z is None:
             # Every value tied: no normal approximation (scipy divides by 0 here).
             uses_exact = method == "exact"
             p = float(r.pvalue) if uses_exact else None
-            out["mann_whitney"][method] = {"u": float(r.statistic), "z": None, "p": p}
+            out[method] = {"u": float(r.statistic), "z": None, "p": p}
             continue
         if method == "asymptotic":
             check = float(2 * mpmath.ncdf(-abs(z)))
@@ -105,7 +118,7 @@ def expected(values, labels):
             # Beyond 100,000 pairs Discern does not compute the exact distribution (p NULL);
             # scipy's exact method returns NaN here as well.
             p = None
-        out["mann_whitney"][method] = {"u": float(r.statistic), "z": float(z), "p": p}
+        out[method] = {"u": float(r.statistic), "z": float(z), "p": p}
     return out
 
 

@@ -42,6 +42,8 @@ use crate::two_group::{coerce_value_and_label, for_each_row};
 pub(crate) struct Options {
     pub(crate) method: PValueMethod,
     pub(crate) level: f64,
+    /// mann_whitney's continuity correction of the normal approximation.
+    pub(crate) correct: bool,
 }
 
 /// Parses a constant `method` argument.
@@ -173,9 +175,12 @@ impl RankStatistic {
                  arrangements in exact integers: p is within 1e-12 relatively of the exact \
                  value down to the smallest, 2 / C(n_case + n_control, n_case). Matches \
                  scipy.stats.mannwhitneyu(cases, controls) \
-                 and R wilcox.test(cases, controls, correct = TRUE). z and p are NULL when \
-                 every value is tied; all fields NULL when a group is empty.",
-                "mann_whitney(value, is_case [, method])",
+                 and R wilcox.test(cases, controls, correct = TRUE). With correct = false \
+                 the normal approximation has no continuity correction (z and an asymptotic \
+                 p; the exact p is unchanged), as scipy's use_continuity = False and R's \
+                 wilcox.test(correct = FALSE). z and p are NULL when every value is tied; \
+                 all fields NULL when a group is empty.",
+                "mann_whitney(value, is_case [, method [, correct]])",
                 "SELECT biomarker, mann_whitney(value, is_case)['p'] AS p\nFROM measurements JOIN samples USING (sample_id) GROUP BY biomarker;",
             )
             .with_argument("value", value)
@@ -183,6 +188,11 @@ impl RankStatistic {
             .with_argument(
                 "method",
                 "Optional constant: 'auto' (default), 'asymptotic' or 'exact'.",
+            )
+            .with_argument(
+                "correct",
+                "Optional constant BOOLEAN: the continuity correction of the normal \
+                 approximation (default true).",
             )
             .build(),
         }
@@ -218,7 +228,14 @@ impl RankUdaf {
         let mut options = Options {
             method: PValueMethod::Auto,
             level: 0.95,
+            correct: true,
         };
+        if self.statistic == RankStatistic::MannWhitney && args.exprs.len() > 3 {
+            options.correct = match args.exprs[3].downcast_ref::<Literal>().map(Literal::value) {
+                Some(ScalarValue::Boolean(Some(correct))) => *correct,
+                _ => return plan_err!("mann_whitney: correct must be a constant true or false"),
+            };
+        }
         let Some(expr) = args.exprs.get(2) else {
             return Ok(options);
         };
@@ -287,6 +304,20 @@ impl AggregateUDFImpl for RankUdaf {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let name = self.name();
         match (self.statistic, arg_types) {
+            (RankStatistic::MannWhitney, [value, label, method, correct]) => {
+                if !matches!(
+                    method,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) {
+                    return plan_err!("{name}: method must be a string, got {method}");
+                }
+                if !matches!(correct, DataType::Boolean) {
+                    return plan_err!("{name}: correct must be BOOLEAN, got {correct}");
+                }
+                let mut types = coerce_value_and_label(name, &[value.clone(), label.clone()])?;
+                types.extend([DataType::Utf8, DataType::Boolean]);
+                Ok(types)
+            }
             (RankStatistic::MannWhitney | RankStatistic::Ks, [value, label, method]) => {
                 if !matches!(
                     method,
@@ -606,7 +637,7 @@ pub(crate) fn evaluate_summaries(
             if s.n_case == 0 || s.n_control == 0 {
                 return None;
             }
-            let asymptotic = s.asymptotic();
+            let asymptotic = s.asymptotic_corrected(options.correct);
             let exact = match method {
                 PValueMethod::Exact => true,
                 PValueMethod::Asymptotic => false,

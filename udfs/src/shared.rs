@@ -58,8 +58,9 @@ use crate::two_group::for_each_labelled;
 /// One statistic evaluated from the shared state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Item {
-    /// A rank statistic with its method and the bits of its confidence level.
-    Rank(RankStatistic, PValueMethod, u64),
+    /// A rank statistic with its method, the bits of its confidence level and whether its
+    /// normal approximation has the continuity correction.
+    Rank(RankStatistic, PValueMethod, u64, bool),
     Youden,
     /// A moment statistic (Welch's t test, the fold change, ...).
     Moment(MomentStatistic),
@@ -165,10 +166,11 @@ impl SharedTwoGroup {
             let mut columns = Vec::with_capacity(items.len());
             for item in &items {
                 columns.push(match *item {
-                    Item::Rank(statistic, method, level) => {
+                    Item::Rank(statistic, method, level, correct) => {
                         let options = Options {
                             method,
                             level: f64::from_bits(level),
+                            correct,
                         };
                         match (statistic, &summaries) {
                             (RankStatistic::Ks, _) => crate::ranks::ks_array(options, &values)?,
@@ -473,6 +475,13 @@ fn two_group_candidate(call: &AggregateFunction) -> Option<(Item, Expr, Expr)> {
         let statistic = rank.statistic();
         let mut method = PValueMethod::Auto;
         let mut level = 0.95f64;
+        let correct = match (statistic, args.get(3)) {
+            (_, None) => true,
+            (RankStatistic::MannWhitney, Some(Expr::Literal(ScalarValue::Boolean(Some(c)), _))) => {
+                *c
+            }
+            _ => return None,
+        };
         match (statistic, args.get(2)) {
             (_, None) => {}
             (RankStatistic::MannWhitney | RankStatistic::Ks, third) => {
@@ -486,7 +495,7 @@ fn two_group_candidate(call: &AggregateFunction) -> Option<(Item, Expr, Expr)> {
             }
             _ => return None,
         }
-        Item::Rank(statistic, method, level.to_bits())
+        Item::Rank(statistic, method, level.to_bits(), correct)
     } else if let Some(roc) = inner.downcast_ref::<RocUdaf>() {
         if roc.function() != RocFunction::Youden || args.len() != 2 {
             return None;

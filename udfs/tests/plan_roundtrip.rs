@@ -48,6 +48,7 @@ const CALLS: &[(&str, bool)] = &[
     ("cmh_test(e, c, s)", false),
     ("breslow_day(e, c, s, true)", false),
     ("fisher_exact(e, c, 0.9, 'greater')", false),
+    ("mann_whitney(v, c, 'asymptotic', false)", false),
     ("youden(v, c)", false),
     ("sensitivity_at_specificity(v, c, 0.8)", false),
     ("specificity_at_sensitivity(v, c, 0.8)", false),

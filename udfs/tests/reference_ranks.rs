@@ -5,7 +5,9 @@
 //! Tolerances: the AUC and u are exact rationals with small denominators (1e-15 relative);
 //! z (mpmath, 60 digits), the asymptotic p (scipy's normal tail) and the exact p 1e-12 (the
 //! exact p is a ratio of exact integer counts; scipy rounds its recursion but agrees to ~1e-13
-//! on these cases; far tails against exact integers: `reference_exact_tails.rs`).
+//! on these cases; far tails against exact integers: `reference_exact_tails.rs`). With
+//! `correct = false`, z and the asymptotic p without the continuity correction (scipy's
+//! use_continuity=False, mpmath z), same tolerances.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -55,6 +57,9 @@ async fn run(partitions: usize, batch: usize, grouped: bool) {
     let calls = "auc(value, is_case) AS auc, mann_whitney(value, is_case) AS auto, \
                  mann_whitney(value, is_case, 'asymptotic') AS asymptotic, \
                  mann_whitney(value, is_case, 'exact') AS exact, \
+                 mann_whitney(value, is_case, 'auto', false) AS auto_nc, \
+                 mann_whitney(value, is_case, 'asymptotic', false) AS asymptotic_nc, \
+                 mann_whitney(value, is_case, 'exact', false) AS exact_nc, \
                  auc_ci(value, is_case) AS ci95, auc_ci(value, is_case, 0.8) AS ci80";
     let batches = if grouped {
         let sql = format!("SELECT case_id, {calls} FROM t GROUP BY case_id ORDER BY case_id");
@@ -93,10 +98,17 @@ async fn run(partitions: usize, batch: usize, grouped: bool) {
                 close(field(column, row, f), &e[f], 1e-12, &format!("{what}.{f}"));
             }
         }
-        for method in ["auto", "asymptotic", "exact"] {
-            let column = all.column_by_name(method).unwrap();
-            let e = &expected["mann_whitney"][method];
-            let what = format!("mann_whitney {method} [{name}] ({path})");
+        for (method, column, key) in [
+            ("auto", "auto", "mann_whitney"),
+            ("asymptotic", "asymptotic", "mann_whitney"),
+            ("exact", "exact", "mann_whitney"),
+            ("auto", "auto_nc", "mann_whitney_no_correct"),
+            ("asymptotic", "asymptotic_nc", "mann_whitney_no_correct"),
+            ("exact", "exact_nc", "mann_whitney_no_correct"),
+        ] {
+            let column = all.column_by_name(column).unwrap();
+            let e = &expected[key][method];
+            let what = format!("{key} {method} [{name}] ({path})");
             if e.is_null() {
                 assert!(column.is_null(row), "{what}: expected NULL");
                 continue;

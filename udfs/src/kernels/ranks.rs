@@ -137,6 +137,12 @@ impl RankSums {
     /// of ½ towards 0 (R `wilcox.test(correct = TRUE)`; |z| is scipy's), and the two-sided p
     /// with its log. None when a group is empty or every value is tied (variance 0).
     pub fn asymptotic(&self) -> Option<(f64, f64, f64)> {
+        self.asymptotic_corrected(true)
+    }
+
+    /// As [`Self::asymptotic`], with (`correct`) or without the continuity correction (R's
+    /// `wilcox.test(correct = FALSE)`, scipy's `use_continuity=False`).
+    pub fn asymptotic_corrected(&self, correct: bool) -> Option<(f64, f64, f64)> {
         if self.n_case == 0 || self.n_control == 0 {
             return None;
         }
@@ -147,8 +153,13 @@ impl RankSums {
             return None;
         }
         let centred = self.u - n1 * n0 / 2.0;
-        let corrected = centred - 0.5 * centred.signum();
-        let corrected = if centred.abs() < 0.5 { 0.0 } else { corrected };
+        let corrected = if !correct {
+            centred
+        } else if centred.abs() < 0.5 {
+            0.0
+        } else {
+            centred - 0.5 * centred.signum()
+        };
         let z = corrected / variance.sqrt();
         let p = (2.0 * normal_sf(z.abs())).min(1.0);
         Some((z, p, ln_normal_two_sided_p(z).min(0.0)))
