@@ -20,6 +20,7 @@ pub mod moments;
 pub mod paired;
 pub mod power;
 pub mod ranks;
+pub mod reclassification;
 pub mod roc;
 pub mod shared;
 mod state;
@@ -40,6 +41,7 @@ pub fn all_aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     functions.extend(contingency::all());
     functions.extend(roc::all());
     functions.extend(logistic::all());
+    functions.extend(reclassification::all());
     functions
 }
 

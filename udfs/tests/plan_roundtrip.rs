@@ -49,6 +49,7 @@ const CALLS: &[(&str, bool)] = &[
     ("breslow_day(e, c, s, true)", false),
     ("fisher_exact(e, c, 0.9, 'greater')", false),
     ("mann_whitney(v, c, 'asymptotic', false)", false),
+    ("reclassification(v / 10, w / 10, c)", true),
     ("youden(v, c)", false),
     ("sensitivity_at_specificity(v, c, 0.8)", false),
     ("specificity_at_sensitivity(v, c, 0.8)", false),

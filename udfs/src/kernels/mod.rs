@@ -9,6 +9,7 @@ pub mod logistic;
 pub mod moments;
 pub mod power;
 pub mod ranks;
+pub mod reclassification;
 pub mod roc;
 pub mod separation;
 pub mod signed_rank;
