@@ -598,3 +598,69 @@ fn the_discrimination_report_runs_on_the_demo() {
     let threshold: f64 = zinc[col("youden_threshold")].parse().unwrap();
     assert!(threshold.is_finite(), "{zinc:?}");
 }
+
+/// sql/reports/new_marker.sql on the demo against `testdata/reference/new_marker.py`: the two
+/// logistic fits by statsmodels (IRLS to 1e-12), AUCs counted exactly, the likelihood-ratio
+/// test from statsmodels' log-likelihoods, and R Hmisc::improveProb on the fitted risks.
+/// Tolerance 1e-6 relative: the report's fits stop at R glm's default convergence (1e-8).
+#[test]
+fn the_new_marker_report_matches_statsmodels_and_hmisc() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("new_marker.csv");
+    let report = concat!(env!("CARGO_MANIFEST_DIR"), "/sql/reports/new_marker.sql");
+    run(discern()
+        .args(["query", "-f", report, "--output"])
+        .arg(&out))
+    .ok();
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/reference/new_marker.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let expected = reference["biomarkers"].as_object().unwrap();
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), expected.len(), "{csv}");
+    let nri: Vec<f64> = rows
+        .iter()
+        .map(|r| r[col("nri")].parse().unwrap())
+        .collect();
+    assert!(
+        nri.windows(2).all(|w| w[0] >= w[1]),
+        "ordered by NRI: {nri:?}"
+    );
+    for r in &rows {
+        let biomarker = r[col("biomarker")];
+        let e = &expected[biomarker];
+        for field in ["n_case", "n_control"] {
+            assert_eq!(
+                r[col(field)].parse::<u64>().unwrap(),
+                e[field].as_u64().unwrap(),
+                "{biomarker}.{field}"
+            );
+        }
+        for field in [
+            "auc_clinical",
+            "auc_with_marker",
+            "lr_chi2",
+            "lr_p",
+            "nri",
+            "nri_p",
+            "idi",
+            "idi_p",
+        ] {
+            let got: f64 = r[col(field)].parse().unwrap();
+            let want = e[field].as_f64().unwrap();
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs().max(1e-12),
+                "{biomarker}.{field}: report {got}, reference {want}"
+            );
+        }
+    }
+}
