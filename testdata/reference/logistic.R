@@ -11,7 +11,8 @@
 #   (glm.control(): epsilon = 1e-8, maxit = 25) on the complete rows (rows where is_case or any
 #   x is NULL / NaN / infinite are dropped); summary.glm's Wald table as R prints it: coef, se,
 #   z, p (lists, intercept first), odds_ratio = exp(coef), converged, iterations (glm's
-#   `iter`), deviance. Aliased (collinear / constant) columns are null in every list (glm's
+#   `iter`), deviance, log_likelihood (logLik), null_log_likelihood (−null.deviance / 2) and
+#   aic (AIC). Aliased (collinear / constant) columns are null in every list (glm's
 #   QR tolerance at the default control, min(1e-7, epsilon / 1000) = 1e-11).
 #   Discern runs glm.fit's iterations with its rule, so its estimates are R's, not the
 #   maximum itself: the diagnostics print how far R's estimate is from the fit run to
@@ -125,6 +126,7 @@ glm_fit <- function(y, xs) {
   tight <- suppressWarnings(glm(tight_form, family = binomial, data = d, control = GLM_TIGHT))
   tight_diff <- max(abs(coef(f)[kept] / coef(tight)[kept] - 1))
   list(table = out, converged = f$converged, iter = f$iter, deviance = f$deviance,
+       loglik = as.numeric(logLik(f)), null_loglik = -f$null.deviance / 2, aic = AIC(f),
        warnings = r$warnings, tight_diff = tight_diff, tight_converged = tight$converged)
 }
 
@@ -144,7 +146,9 @@ logistic_expected <- function(name, y, xs, separated) {
   t <- g$table
   list(expected = list(coef = vec(t[, 1]), se = vec(t[, 2]), z = vec(t[, 3]), p = vec(t[, 4]),
                        odds_ratio = vec(exp(t[, 1])), converged = g$converged,
-                       iterations = g$iter, deviance = num(g$deviance)),
+                       iterations = g$iter, deviance = num(g$deviance),
+                       log_likelihood = num(g$loglik), null_log_likelihood = num(g$null_loglik),
+                       aic = num(g$aic)),
        warnings = g$warnings)
 }
 
@@ -165,7 +169,9 @@ per_sd_expected <- function(name, y, xs, separated) {
   list(expected = list(odds_ratio = num(exp(b)), lower = num(exp(b - q * s)),
                        upper = num(exp(b + q * s)), p = num(g$table[2, 4]),
                        coef = num(b), se = num(s), converged = g$converged,
-                       iterations = g$iter),
+                       iterations = g$iter, log_likelihood = num(g$loglik),
+                       null_log_likelihood = num(g$null_loglik), deviance = num(g$deviance),
+                       aic = num(g$aic)),
        warnings = g$warnings)
 }
 
@@ -181,7 +187,7 @@ clogit_fit <- function(d, method, control) {
   se[usable] <- sqrt(v[usable])
   z <- b / se
   list(coef = b, se = se, z = z, p = 2 * pnorm(-abs(z)), iter = f$iter,
-       loglik = f$loglik[2], converged = !any(grepl("Ran out of iterations", r$warnings)),
+       loglik = f$loglik[2], null_loglik = f$loglik[1], converged = !any(grepl("Ran out of iterations", r$warnings)),
        warnings = r$warnings)
 }
 
@@ -207,7 +213,8 @@ conditional_expected <- function(name, y, set, xs, breslow = FALSE) {
   }
   e <- list(coef = vec(f$coef), se = vec(f$se), z = vec(f$z), p = vec(f$p),
             odds_ratio = vec(exp(f$coef)), converged = f$converged, iterations = f$iter,
-            loglik = num(f$loglik))
+            loglik = num(f$loglik), log_likelihood = num(f$loglik),
+            null_log_likelihood = num(f$null_loglik))
   out <- list(expected = e, warnings = f$warnings,
               default_control = list(coef = vec(f0$coef), se = vec(f0$se),
                                      iterations = f0$iter,

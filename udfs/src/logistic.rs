@@ -43,11 +43,40 @@ pub enum Model {
     Conditional,
 }
 
-const PER_SD_FIELDS: [&str; 4] = ["odds_ratio", "lower", "upper", "p"];
+const PER_SD_FIELDS: [&str; 8] = [
+    "odds_ratio",
+    "lower",
+    "upper",
+    "p",
+    "log_likelihood",
+    "null_log_likelihood",
+    "deviance",
+    "aic",
+];
 
-fn fit_fields() -> Fields {
+/// The model-fit fields after the coefficient lists: all four for a logistic model, the two
+/// log-likelihoods for a conditional one (no deviance or AIC: R's clogit reports neither).
+fn fit_statistics(model: Model) -> &'static [&'static str] {
+    match model {
+        Model::Conditional => &["log_likelihood", "null_log_likelihood"],
+        _ => &["log_likelihood", "null_log_likelihood", "deviance", "aic"],
+    }
+}
+
+/// (log_likelihood, null_log_likelihood, deviance = −2 log L, AIC = −2 log L + 2 · rank).
+fn statistics(fit: &Fit) -> [Option<f64>; 4] {
+    let ll = fit.log_likelihood;
+    [
+        ll,
+        fit.null_log_likelihood,
+        ll.map(|l| -2.0 * l),
+        ll.map(|l| -2.0 * l + 2.0 * fit.rank as f64),
+    ]
+}
+
+fn fit_fields(model: Model) -> Fields {
     let list = || DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)));
-    Fields::from(vec![
+    let mut fields = vec![
         Field::new("coef", list(), true),
         Field::new("se", list(), true),
         Field::new("z", list(), true),
@@ -55,7 +84,13 @@ fn fit_fields() -> Fields {
         Field::new("odds_ratio", list(), true),
         Field::new("converged", DataType::Boolean, true),
         Field::new("iterations", DataType::Int64, true),
-    ])
+    ];
+    fields.extend(
+        fit_statistics(model)
+            .iter()
+            .map(|n| Field::new(*n, DataType::Float64, true)),
+    );
+    Fields::from(fields)
 }
 
 impl Model {
@@ -113,7 +148,11 @@ impl Model {
                      data by a linear programme before iterating (Albert & Anderson; Konis), \
                      and iterations is then 0; fitted probabilities that are numerically 0 \
                      or 1 (R's warning) are not separation, and where the groups overlap the \
-                     estimate is returned. {fields}"
+                     estimate is returned. {fields} Model fit, NULL without an estimate: \
+                     log_likelihood (R's logLik), null_log_likelihood (of the intercept-only \
+                     model, −null.deviance / 2), deviance (−2 log L) and aic (−2 log L + 2 × \
+                     the coefficients estimated, R's AIC); the likelihood-ratio test of nested \
+                     models is chi2_sf(2 × (log_likelihood − the smaller model's), df)."
                 ),
                 "logistic_regression(is_case, x1 [, x2 …])",
                 "SELECT biomarker, logistic_regression(s.is_case, m.value, s.age)['odds_ratio'][2] AS or_value\nFROM measurements m JOIN samples s USING (sample_id) GROUP BY biomarker;",
@@ -127,8 +166,10 @@ impl Model {
                  standardised by the mean and SD (n − 1) of the group's complete rows, then \
                  glm(is_case ~ z + covariates, binomial) is fitted as logistic_regression \
                  does (R's iterations and Wald table); odds_ratio = exp(b), Wald interval \
-                 exp(b ± 1.96·se), Wald p. NULL without both outcomes, with zero variance, \
-                 under separation, or when R's rule is not met in 25 iterations.",
+                 exp(b ± 1.96·se), Wald p; and the model's fit as logistic_regression \
+                 gives it: log_likelihood, null_log_likelihood, deviance, aic. NULL without \
+                 both outcomes, with zero variance, under separation, or when R's rule is \
+                 not met in 25 iterations.",
                 "odds_ratio_per_sd(value, is_case [, covariate …])",
                 "SELECT biomarker, odds_ratio_per_sd(m.value, s.is_case, s.age) AS per_sd\nFROM measurements m JOIN samples s USING (sample_id) GROUP BY biomarker;",
             )
@@ -147,7 +188,9 @@ impl Model {
                      inverse information at the estimate. No intercept. Sets without a case \
                      or without a control carry no information and are dropped; a \
                      predictor constant within every set is aliased. NULL when no set is \
-                     informative. {fields}"
+                     informative. {fields} log_likelihood is the conditional log-likelihood \
+                     at the estimate and null_log_likelihood at 0 (clogit's loglik), NULL \
+                     without an estimate."
                 ),
                 "conditional_logistic(is_case, matched_set, x1 [, x2 …])",
                 "SELECT biomarker, conditional_logistic(s.is_case, s.matched_set, m.value)['odds_ratio'][1] AS or_value\nFROM measurements m JOIN samples s USING (sample_id) GROUP BY biomarker;",
@@ -190,19 +233,25 @@ impl ModelUdaf {
 
 fn evaluate_model(model: Model, groups: &mut [Rows]) -> Result<ArrayRef> {
     match model {
-        Model::Logistic => fits_array(groups.iter().map(|g| {
-            let (y, x) = g.columns();
-            logistic(&y, &x)
-        })),
-        Model::Conditional => fits_array(groups.iter().map(|g| {
-            let (sets, p) = g.matched_sets();
-            conditional_logistic(&sets, p)
-        })),
+        Model::Logistic => fits_array(
+            model,
+            groups.iter().map(|g| {
+                let (y, x) = g.columns();
+                logistic(&y, &x)
+            }),
+        ),
+        Model::Conditional => fits_array(
+            model,
+            groups.iter().map(|g| {
+                let (sets, p) = g.matched_sets();
+                conditional_logistic(&sets, p)
+            }),
+        ),
         Model::PerSd => float_struct(&PER_SD_FIELDS, groups.iter().map(per_sd)),
     }
 }
 
-fn per_sd(g: &Rows) -> Option<[Option<f64>; 4]> {
+fn per_sd(g: &Rows) -> Option<[Option<f64>; 8]> {
     let (y, mut x) = g.columns();
     let value = x.first_mut()?;
     let n = value.len() as f64;
@@ -218,19 +267,28 @@ fn per_sd(g: &Rows) -> Option<[Option<f64>; 4]> {
     let fit = logistic(&y, &x)?;
     let (b, se) = (fit.coef[1]?, fit.se[1]?);
     let z = normal_quantile(0.975);
+    let [ll, null, deviance, aic] = statistics(&fit);
     Some([
         Some(b.exp()),
         Some((b - z * se).exp()),
         Some((b + z * se).exp()),
         Some((2.0 * normal_sf((b / se).abs())).min(1.0)),
+        ll,
+        null,
+        deviance,
+        aic,
     ])
 }
 
-fn fits_array(fits: impl Iterator<Item = Option<Fit>>) -> Result<ArrayRef> {
+fn fits_array(model: Model, fits: impl Iterator<Item = Option<Fit>>) -> Result<ArrayRef> {
     let mut lists: [ListBuilder<Float64Builder>; 5] =
         std::array::from_fn(|_| ListBuilder::new(Float64Builder::new()));
     let mut converged = BooleanBuilder::new();
     let mut iterations = Int64Builder::new();
+    let mut stats: Vec<Float64Builder> = fit_statistics(model)
+        .iter()
+        .map(|_| Float64Builder::new())
+        .collect();
     let mut valid = Vec::new();
     for fit in fits {
         valid.push(fit.is_some());
@@ -238,8 +296,12 @@ fn fits_array(fits: impl Iterator<Item = Option<Fit>>) -> Result<ArrayRef> {
             lists.iter_mut().for_each(|l| l.append(false));
             converged.append_null();
             iterations.append_null();
+            stats.iter_mut().for_each(Float64Builder::append_null);
             continue;
         };
+        for (builder, value) in stats.iter_mut().zip(statistics(&fit)) {
+            builder.append_option(value);
+        }
         let k = fit.coef.len();
         let columns: [Vec<Option<f64>>; 5] = [
             fit.coef.clone(),
@@ -263,8 +325,9 @@ fn fits_array(fits: impl Iterator<Item = Option<Fit>>) -> Result<ArrayRef> {
         .collect();
     arrays.push(Arc::new(converged.finish()));
     arrays.push(Arc::new(iterations.finish()));
+    arrays.extend(stats.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
     Ok(Arc::new(StructArray::try_new(
-        fit_fields(),
+        fit_fields(model),
         arrays,
         Some(NullBuffer::from(valid)),
     )?))
@@ -332,7 +395,7 @@ impl AggregateUDFImpl for ModelUdaf {
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(match self.model {
             Model::PerSd => DataType::Struct(float_fields(&PER_SD_FIELDS)),
-            _ => DataType::Struct(fit_fields()),
+            model => DataType::Struct(fit_fields(model)),
         })
     }
 

@@ -10,6 +10,9 @@
 //!   iterate (R's estimate is up to ~1e-8 from the exact maximum; the script prints how far).
 //! - conditional logistic: 1e-9 against clogit run to eps = 1e-12 (within 3e-12 of 50-digit
 //!   values, per the script's cross-check).
+//! - Model fit, 1e-9: log_likelihood, null_log_likelihood, deviance and aic against R's
+//!   logLik, null.deviance, deviance and AIC (glm), log_likelihood and null_log_likelihood
+//!   against clogit's loglik (at the estimate and at 0).
 //! - Under separation R reports huge coefficients; Discern reports converged = false and NULL
 //!   estimates (DESIGN: undefined is NULL, never a made-up number), and odds_ratio_per_sd is
 //!   NULL. Cases: complete and quasi-complete separation with one and two predictors (the
@@ -132,7 +135,16 @@ async fn check(partitions: usize, batch: usize, grouped: bool) {
                 assert!(r.is_null(0), "{}", what("NULL under separation"));
                 continue;
             }
-            for f in ["odds_ratio", "lower", "upper", "p"] {
+            for f in [
+                "odds_ratio",
+                "lower",
+                "upper",
+                "p",
+                "log_likelihood",
+                "null_log_likelihood",
+                "deviance",
+                "aic",
+            ] {
                 let s = r.as_struct();
                 let v = s.column_by_name(f).unwrap().as_primitive::<Float64Type>();
                 close((!v.is_null(0)).then(|| v.value(0)), &e[f], &what(f));
@@ -182,6 +194,17 @@ async fn check(partitions: usize, batch: usize, grouped: bool) {
             for (i, (a, x)) in list(&r, f).iter().zip(e[f].as_array().unwrap()).enumerate() {
                 close(*a, x, &what(&format!("{f}[{i}]")));
             }
+        }
+        // Model fit: R's logLik, −null.deviance / 2, deviance and AIC (glm); the conditional
+        // log-likelihood at the estimate and at 0 (clogit's loglik).
+        let statistics: &[&str] = if kind == "conditional" {
+            &["log_likelihood", "null_log_likelihood"]
+        } else {
+            &["log_likelihood", "null_log_likelihood", "deviance", "aic"]
+        };
+        for f in statistics {
+            let v = s.column_by_name(f).unwrap().as_primitive::<Float64Type>();
+            close((!v.is_null(0)).then(|| v.value(0)), &e[*f], &what(f));
         }
         for (i, (a, x)) in list(&r, "odds_ratio").iter().zip(expected).enumerate() {
             close(

@@ -26,6 +26,29 @@ pub struct Fit {
     pub converged: bool,
     /// Iterations run.
     pub iterations: usize,
+    /// The log-likelihood at the estimate (conditional for a conditional fit); None without
+    /// an estimate.
+    pub log_likelihood: Option<f64>,
+    /// The log-likelihood of the null model: the intercept only (logistic), all
+    /// coefficients 0 (conditional).
+    pub null_log_likelihood: Option<f64>,
+    /// Coefficients estimated (the columns that are not aliased).
+    pub rank: usize,
+}
+
+impl Fit {
+    /// No estimate (separated data, no convergence).
+    fn none(p_all: usize, iterations: usize) -> Fit {
+        Fit {
+            coef: vec![None; p_all],
+            se: vec![None; p_all],
+            converged: false,
+            iterations,
+            log_likelihood: None,
+            null_log_likelihood: None,
+            rank: 0,
+        }
+    }
 }
 
 impl Fit {
@@ -216,14 +239,7 @@ pub fn logistic(y: &[bool], x: &[Vec<f64>]) -> Option<Fit> {
     let kept = independent_columns(&design);
     let p = kept.len();
     let column = |j: usize| design.column(kept[j]);
-    let no_estimate = |iterations| {
-        Some(Fit {
-            coef: vec![None; p_all],
-            se: vec![None; p_all],
-            converged: false,
-            iterations,
-        })
-    };
+    let no_estimate = |iterations| Some(Fit::none(p_all, iterations));
     let columns: Vec<&[f64]> = (0..p).map(column).collect();
     if separated(y, &columns) {
         return no_estimate(0);
@@ -270,11 +286,18 @@ pub fn logistic(y: &[bool], x: &[Vec<f64>]) -> Option<Fit> {
                 coef[original] = Some(beta[j]);
                 se[original] = Some(variance[j].sqrt());
             }
+            // The null model's fitted probability is the share of cases.
+            let cases = y.iter().filter(|&&v| v).count() as f64;
+            let share = cases / n as f64;
+            let null_log_likelihood = cases * share.ln() + (n as f64 - cases) * (1.0 - share).ln();
             return Some(Fit {
                 coef,
                 se,
                 converged: true,
                 iterations: iteration,
+                log_likelihood: Some(-dev / 2.0),
+                null_log_likelihood: Some(null_log_likelihood),
+                rank: p,
             });
         }
         dev_old = dev;
@@ -449,14 +472,8 @@ pub fn conditional_logistic(sets: &[MatchedSet], p_all: usize) -> Option<Fit> {
         .collect();
     let mut beta = vec![0.0; p];
     let (mut loglik, score, info) = conditional_terms(&reduced, &beta);
-    let failed = |iterations| {
-        Some(Fit {
-            coef: vec![None; p_all],
-            se: vec![None; p_all],
-            converged: false,
-            iterations,
-        })
-    };
+    let null_log_likelihood = loglik;
+    let failed = |iterations| Some(Fit::none(p_all, iterations));
     let Some(l) = cholesky(&info, p) else {
         return failed(0);
     };
@@ -487,6 +504,9 @@ pub fn conditional_logistic(sets: &[MatchedSet], p_all: usize) -> Option<Fit> {
                 se,
                 converged: true,
                 iterations: iteration,
+                log_likelihood: Some(new_loglik),
+                null_log_likelihood: Some(null_log_likelihood),
+                rank: p,
             });
         }
         if !new_loglik.is_finite() || new_loglik < loglik {
