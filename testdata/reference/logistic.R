@@ -26,6 +26,8 @@
 #   method = "exact", control = coxph.control(eps = 1e-12, toler.chol = 1e-15,
 #   iter.max = 100)) on the complete rows (is_case, matched_set and every x non-missing and
 #   finite): coef, se, z, p, odds_ratio (no intercept), converged, iterations (fit$iter),
+#   log_likelihood / null_log_likelihood (fit$loglik), lr_test / score_test / wald_test
+#   ({statistic, df, p}: 2 (loglik - loglik0), fit$score, fit$wald.test, as summary prints),
 #   loglik (at the estimate); aliased columns null. Some cases also carry `breslow` (the same
 #   fit with method = "breslow") and every case `default_control` (coef, se, iterations with
 #   coxph.control() defaults) for comparison.
@@ -187,8 +189,17 @@ clogit_fit <- function(d, method, control) {
   se[usable] <- sqrt(v[usable])
   z <- b / se
   list(coef = b, se = se, z = z, p = 2 * pnorm(-abs(z)), iter = f$iter,
-       loglik = f$loglik[2], null_loglik = f$loglik[1], converged = !any(grepl("Ran out of iterations", r$warnings)),
+       loglik = f$loglik[2], null_loglik = f$loglik[1],
+       score_test = unname(f$score), wald_test = unname(f$wald.test),
+       df = sum(!is.na(b)), converged = !any(grepl("Ran out of iterations", r$warnings)),
        warnings = r$warnings)
+}
+
+# A global test as summary(clogit) prints it: statistic, df, chi-squared upper tail.
+test <- function(statistic, df) {
+  if (is.null(statistic) || is.na(statistic)) return(NULL)
+  list(statistic = num(statistic), df = df,
+       p = num(pchisq(statistic, df, lower.tail = FALSE)))
 }
 
 conditional_expected <- function(name, y, set, xs, breslow = FALSE) {
@@ -214,7 +225,9 @@ conditional_expected <- function(name, y, set, xs, breslow = FALSE) {
   e <- list(coef = vec(f$coef), se = vec(f$se), z = vec(f$z), p = vec(f$p),
             odds_ratio = vec(exp(f$coef)), converged = f$converged, iterations = f$iter,
             loglik = num(f$loglik), log_likelihood = num(f$loglik),
-            null_log_likelihood = num(f$null_loglik))
+            null_log_likelihood = num(f$null_loglik),
+            lr_test = test(2 * (f$loglik - f$null_loglik), f$df),
+            score_test = test(f$score_test, f$df), wald_test = test(f$wald_test, f$df))
   out <- list(expected = e, warnings = f$warnings,
               default_control = list(coef = vec(f0$coef), se = vec(f0$se),
                                      iterations = f0$iter,

@@ -25,7 +25,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::docs::{SECTION, doc};
-use crate::kernels::distributions::{normal_quantile, normal_sf};
+use crate::kernels::distributions::{chi2_sf, normal_quantile, normal_sf};
 use crate::kernels::logistic::{Fit, MatchedSet, conditional_logistic, logistic};
 use crate::state::{
     Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator, float_fields, float_struct,
@@ -90,7 +90,32 @@ fn fit_fields(model: Model) -> Fields {
             .iter()
             .map(|n| Field::new(*n, DataType::Float64, true)),
     );
+    if model == Model::Conditional {
+        fields.extend(
+            GLOBAL_TESTS
+                .iter()
+                .map(|n| Field::new(*n, DataType::Struct(float_fields(&TEST_FIELDS)), true)),
+        );
+    }
     Fields::from(fields)
+}
+
+/// The global tests of a conditional fit, as summary(clogit) prints them.
+const GLOBAL_TESTS: [&str; 3] = ["lr_test", "score_test", "wald_test"];
+const TEST_FIELDS: [&str; 3] = ["statistic", "df", "p"];
+
+/// (statistic, df) of the likelihood-ratio, score and Wald tests that every coefficient is 0.
+fn global_tests(fit: &Fit) -> [Option<(f64, f64)>; 3] {
+    let df = fit.rank as f64;
+    let lr = fit
+        .log_likelihood
+        .zip(fit.null_log_likelihood)
+        .map(|(l, l0)| (2.0 * (l - l0), df));
+    [
+        lr,
+        fit.score_test.map(|s| (s, df)),
+        fit.wald_test.map(|w| (w, df)),
+    ]
 }
 
 impl Model {
@@ -189,8 +214,12 @@ impl Model {
                      or without a control carry no information and are dropped; a \
                      predictor constant within every set is aliased. NULL when no set is \
                      informative. {fields} log_likelihood is the conditional log-likelihood \
-                     at the estimate and null_log_likelihood at 0 (clogit's loglik), NULL \
-                     without an estimate."
+                     at the estimate and null_log_likelihood at 0 (clogit's loglik); \
+                     lr_test, score_test and wald_test, each {{statistic, df, p}}, are the \
+                     tests that every coefficient is 0 that summary(clogit) prints: 2 × \
+                     (log L − log L₀), the score U(0)ᵀ I(0)⁻¹ U(0) and Wald β̂ᵀ I(β̂) β̂, on \
+                     as many degrees of freedom as coefficients estimated; all NULL without \
+                     an estimate."
                 ),
                 "conditional_logistic(is_case, matched_set, x1 [, x2 …])",
                 "SELECT biomarker, conditional_logistic(s.is_case, s.matched_set, m.value)['odds_ratio'][1] AS or_value\nFROM measurements m JOIN samples s USING (sample_id) GROUP BY biomarker;",
@@ -289,6 +318,7 @@ fn fits_array(model: Model, fits: impl Iterator<Item = Option<Fit>>) -> Result<A
         .iter()
         .map(|_| Float64Builder::new())
         .collect();
+    let mut tests: Vec<Vec<Option<(f64, f64)>>> = vec![Vec::new(); GLOBAL_TESTS.len()];
     let mut valid = Vec::new();
     for fit in fits {
         valid.push(fit.is_some());
@@ -297,8 +327,12 @@ fn fits_array(model: Model, fits: impl Iterator<Item = Option<Fit>>) -> Result<A
             converged.append_null();
             iterations.append_null();
             stats.iter_mut().for_each(Float64Builder::append_null);
+            tests.iter_mut().for_each(|t| t.push(None));
             continue;
         };
+        for (column, test) in tests.iter_mut().zip(global_tests(&fit)) {
+            column.push(test);
+        }
         for (builder, value) in stats.iter_mut().zip(statistics(&fit)) {
             builder.append_option(value);
         }
@@ -326,6 +360,22 @@ fn fits_array(model: Model, fits: impl Iterator<Item = Option<Fit>>) -> Result<A
     arrays.push(Arc::new(converged.finish()));
     arrays.push(Arc::new(iterations.finish()));
     arrays.extend(stats.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+    if model == Model::Conditional {
+        for column in &tests {
+            arrays.push(float_struct(
+                &TEST_FIELDS,
+                column.iter().map(|t| {
+                    t.map(|(statistic, df)| {
+                        [
+                            Some(statistic),
+                            Some(df),
+                            Some(chi2_sf(statistic.max(0.0), df)),
+                        ]
+                    })
+                }),
+            )?);
+        }
+    }
     Ok(Arc::new(StructArray::try_new(
         fit_fields(model),
         arrays,

@@ -12,7 +12,9 @@
 //!   values, per the script's cross-check).
 //! - Model fit, 1e-9: log_likelihood, null_log_likelihood, deviance and aic against R's
 //!   logLik, null.deviance, deviance and AIC (glm), log_likelihood and null_log_likelihood
-//!   against clogit's loglik (at the estimate and at 0).
+//!   against clogit's loglik (at the estimate and at 0); conditional_logistic's lr_test,
+//!   score_test and wald_test against summary(clogit)'s (2 Δloglik, fit$score,
+//!   fit$wald.test).
 //! - Under separation R reports huge coefficients; Discern reports converged = false and NULL
 //!   estimates (DESIGN: undefined is NULL, never a made-up number), and odds_ratio_per_sd is
 //!   NULL. Cases: complete and quasi-complete separation with one and two predictors (the
@@ -205,6 +207,20 @@ async fn check(partitions: usize, batch: usize, grouped: bool) {
         for f in statistics {
             let v = s.column_by_name(f).unwrap().as_primitive::<Float64Type>();
             close((!v.is_null(0)).then(|| v.value(0)), &e[*f], &what(f));
+        }
+        if kind == "conditional" {
+            // summary(clogit)'s likelihood-ratio, score and Wald tests.
+            for test in ["lr_test", "score_test", "wald_test"] {
+                let t = s.column_by_name(test).unwrap().as_struct();
+                for f in ["statistic", "df", "p"] {
+                    let v = t.column_by_name(f).unwrap().as_primitive::<Float64Type>();
+                    close(
+                        (!v.is_null(0)).then(|| v.value(0)),
+                        &e[test][f],
+                        &what(&format!("{test}.{f}")),
+                    );
+                }
+            }
         }
         for (i, (a, x)) in list(&r, "odds_ratio").iter().zip(expected).enumerate() {
             close(

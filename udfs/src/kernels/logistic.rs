@@ -34,6 +34,10 @@ pub struct Fit {
     pub null_log_likelihood: Option<f64>,
     /// Coefficients estimated (the columns that are not aliased).
     pub rank: usize,
+    /// Conditional fits: the score test statistic U(0)ᵀ I(0)⁻¹ U(0) at 0.
+    pub score_test: Option<f64>,
+    /// Conditional fits: the Wald statistic β̂ᵀ I(β̂) β̂ of all coefficients.
+    pub wald_test: Option<f64>,
 }
 
 impl Fit {
@@ -47,6 +51,8 @@ impl Fit {
             log_likelihood: None,
             null_log_likelihood: None,
             rank: 0,
+            score_test: None,
+            wald_test: None,
         }
     }
 }
@@ -298,6 +304,8 @@ pub fn logistic(y: &[bool], x: &[Vec<f64>]) -> Option<Fit> {
                 log_likelihood: Some(-dev / 2.0),
                 null_log_likelihood: Some(null_log_likelihood),
                 rank: p,
+                score_test: None,
+                wald_test: None,
             });
         }
         dev_old = dev;
@@ -479,6 +487,8 @@ pub fn conditional_logistic(sets: &[MatchedSet], p_all: usize) -> Option<Fit> {
     };
     let mut old_beta = beta.clone();
     let step = cholesky_solve(&l, &score);
+    // The score test at 0 uses the first Newton step: U(0)ᵀ I(0)⁻¹ U(0).
+    let score_test: f64 = score.iter().zip(&step).map(|(u, s)| u * s).sum();
     beta.iter_mut().zip(&step).for_each(|(b, s)| *b += s);
     let mut halving = false;
     for iteration in 1..=CLOGIT_MAX_ITERATIONS {
@@ -499,6 +509,13 @@ pub fn conditional_logistic(sets: &[MatchedSet], p_all: usize) -> Option<Fit> {
             if beta.iter().any(|b| !b.is_finite()) {
                 return failed(iteration);
             }
+            let wald_test: f64 = (0..p)
+                .map(|i| {
+                    (0..p)
+                        .map(|j| beta[i] * info[i * p + j] * beta[j])
+                        .sum::<f64>()
+                })
+                .sum();
             return Some(Fit {
                 coef,
                 se,
@@ -507,6 +524,8 @@ pub fn conditional_logistic(sets: &[MatchedSet], p_all: usize) -> Option<Fit> {
                 log_likelihood: Some(new_loglik),
                 null_log_likelihood: Some(null_log_likelihood),
                 rank: p,
+                score_test: Some(score_test),
+                wald_test: Some(wald_test),
             });
         }
         if !new_loglik.is_finite() || new_loglik < loglik {
