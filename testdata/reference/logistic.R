@@ -383,7 +383,7 @@ add_case("conditional", "1:2 matching", m$y, list(x), m$set)
 
 m <- matched(rep(1, 30), rep(4, 30))
 x <- s7(rnorm(150, 2, 1.5) + 0.7 * m$y)
-add_case("conditional", "1:4 matching", m$y, list(x), m$set)
+add_case("conditional", "1:4 matching", m$y, list(x), m$set, breslow = TRUE)
 
 nc <- sample(1:5, 40, replace = TRUE)
 m <- matched(rep(1, 40), nc)
@@ -404,7 +404,8 @@ add_case("conditional", "sets with no case or no control contribute nothing", m$
 
 m <- matched(rep(1, 80), rep(3, 80))
 x1 <- s7(rnorm(320) + 0.4 * m$y); x2 <- as.numeric(runif(320) < ifelse(m$y, 0.5, 0.3))
-add_case("conditional", "two predictors (continuous, binary), 1:3", m$y, list(x1, x2), m$set)
+add_case("conditional", "two predictors (continuous, binary), 1:3", m$y, list(x1, x2), m$set,
+         breslow = TRUE)
 
 m <- matched(rep(1, 30), rep(2, 30))
 x1 <- s7(rnorm(90) + 0.5 * m$y); x2 <- s7(rnorm(90))
@@ -415,7 +416,8 @@ add_case("conditional", "NULL / NaN / infinite rows are skipped (sets shrink)", 
 
 m <- matched(rep(1, 300), rep(3, 300))
 x1 <- s7(rnorm(1200) + 0.5 * m$y); x2 <- as.numeric(runif(1200) < ifelse(m$y, 0.45, 0.3))
-add_case("conditional", "300 sets of 1:3, two predictors", m$y, list(x1, x2), m$set)
+add_case("conditional", "300 sets of 1:3, two predictors", m$y, list(x1, x2), m$set,
+         breslow = TRUE)
 
 m <- matched(rep(1, 40), rep(2, 40))
 x1 <- s7(rnorm(120) + 0.5 * m$y)

@@ -26,10 +26,10 @@ use datafusion::logical_expr::{
 
 use crate::docs::{SECTION, doc};
 use crate::kernels::distributions::{chi2_sf, normal_quantile, normal_sf};
-use crate::kernels::logistic::{Fit, MatchedSet, conditional_logistic, logistic};
+use crate::kernels::logistic::{Fit, MatchedSet, Ties, conditional_logistic, logistic};
 use crate::state::{
     Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator, float_fields, float_struct,
-    passes,
+    literal, passes,
 };
 
 /// Which model.
@@ -221,12 +221,18 @@ impl Model {
                      as many degrees of freedom as coefficients estimated; all NULL without \
                      an estimate."
                 ),
-                "conditional_logistic(is_case, matched_set, x1 [, x2 …])",
+                "conditional_logistic(is_case, matched_set, x1 [, x2 …] [, ties])",
                 "SELECT biomarker, conditional_logistic(s.is_case, s.matched_set, m.value)['odds_ratio'][1] AS or_value\nFROM measurements m JOIN samples s USING (sample_id) GROUP BY biomarker;",
             )
             .with_argument("is_case", label)
             .with_argument("matched_set", "Integer identifier of the matched set.")
             .with_argument("x1, x2, …", x)
+            .with_argument(
+                "ties",
+                "Optional constant, last: 'exact' (default; the exact conditional likelihood) \
+                 or 'breslow' (Breslow's approximation, R's clogit(method = \"breslow\"); \
+                 the same for sets with one case).",
+            )
             .build(),
         }
     }
@@ -251,16 +257,40 @@ impl ModelUdaf {
         }
     }
 
-    fn evaluate(&self) -> Evaluate<Rows> {
+    fn evaluate(&self, args: &AccumulatorArgs) -> Result<Evaluate<Rows>> {
         let model = self.model;
-        Evaluate::new(move |groups: &mut [Rows]| {
+        let ties = ties_argument(model, args)?;
+        Ok(Evaluate::new(move |groups: &mut [Rows]| {
             groups.iter_mut().for_each(Rows::canonical);
-            evaluate_model(model, groups)
-        })
+            evaluate_model(model, ties, groups)
+        }))
     }
 }
 
-fn evaluate_model(model: Model, groups: &mut [Rows]) -> Result<ArrayRef> {
+/// conditional_logistic's optional last argument, 'exact' (default) or 'breslow'.
+fn ties_argument(model: Model, args: &AccumulatorArgs) -> Result<Ties> {
+    if model != Model::Conditional {
+        return Ok(Ties::Exact);
+    }
+    let Some(last) = args.exprs.last() else {
+        return Ok(Ties::Exact);
+    };
+    let Ok(DataType::Utf8) = last.data_type(args.schema) else {
+        return Ok(Ties::Exact);
+    };
+    let text = match literal(args, args.exprs.len() - 1) {
+        Some(datafusion::common::ScalarValue::Utf8(Some(t))) => t,
+        _ => {
+            return plan_err!("conditional_logistic: ties must be a constant 'exact' or 'breslow'");
+        }
+    };
+    match Ties::parse(&text) {
+        Some(t) => Ok(t),
+        None => plan_err!("conditional_logistic: ties must be 'exact' or 'breslow', got '{text}'"),
+    }
+}
+
+fn evaluate_model(model: Model, ties: Ties, groups: &mut [Rows]) -> Result<ArrayRef> {
     match model {
         Model::Logistic => fits_array(
             model,
@@ -273,7 +303,7 @@ fn evaluate_model(model: Model, groups: &mut [Rows]) -> Result<ArrayRef> {
             model,
             groups.iter().map(|g| {
                 let (sets, p) = g.matched_sets();
-                conditional_logistic(&sets, p)
+                conditional_logistic(&sets, p, ties)
             }),
         ),
         Model::PerSd => float_struct(&PER_SD_FIELDS, groups.iter().map(per_sd)),
@@ -402,6 +432,18 @@ impl AggregateUDFImpl for ModelUdaf {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let name = self.name();
+        // conditional_logistic(…, ties): the trailing text is the ties method.
+        if self.model == Model::Conditional
+            && let Some((last, rest)) = arg_types.split_last()
+            && matches!(
+                last,
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+            )
+        {
+            let mut types = self.coerce_types(rest)?;
+            types.push(DataType::Utf8);
+            return Ok(types);
+        }
         let (leading, least) = self.model.layout();
         if arg_types.len() < leading + least || arg_types.len() > leading + MAX_COLUMNS {
             return plan_err!(
@@ -449,8 +491,8 @@ impl AggregateUDFImpl for ModelUdaf {
         })
     }
 
-    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(StateAccumulator::new(self.evaluate())))
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(StateAccumulator::new(self.evaluate(&args)?)))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -467,9 +509,9 @@ impl AggregateUDFImpl for ModelUdaf {
 
     fn create_groups_accumulator(
         &self,
-        _args: AccumulatorArgs,
+        args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(StateGroupsAccumulator::new(self.evaluate())))
+        Ok(Box::new(StateGroupsAccumulator::new(self.evaluate(&args)?)))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -556,7 +598,9 @@ impl GroupState for Rows {
         let numeric: Vec<&datafusion::arrow::array::Float64Array> = values
             .iter()
             .enumerate()
-            .filter(|(i, _)| *i != label_at && !(matched && *i == 1))
+            .filter(|(i, v)| {
+                *i != label_at && !(matched && *i == 1) && v.data_type() == &DataType::Float64
+            })
             .map(|(_, v)| v.as_primitive::<Float64Type>())
             .collect();
         let width = numeric.len() + 1 + usize::from(matched);

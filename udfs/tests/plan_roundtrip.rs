@@ -59,6 +59,7 @@ const CALLS: &[(&str, bool)] = &[
     ("logistic_regression(c, v, w)", false),
     ("odds_ratio_per_sd(v, c, w)", false),
     ("conditional_logistic(c, m, v)", false),
+    ("conditional_logistic(c, m, v, w, 'breslow')", false),
 ];
 
 /// 40 groups of 150 rows: values with ties, a second marker, exposure, strata, matched sets.

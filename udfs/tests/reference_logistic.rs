@@ -14,7 +14,7 @@
 //!   logLik, null.deviance, deviance and AIC (glm), log_likelihood and null_log_likelihood
 //!   against clogit's loglik (at the estimate and at 0); conditional_logistic's lr_test,
 //!   score_test and wald_test against summary(clogit)'s (2 Δloglik, fit$score,
-//!   fit$wald.test).
+//!   fit$wald.test); with ties 'breslow', clogit(method = "breslow") (1e-9).
 //! - Under separation R reports huge coefficients; Discern reports converged = false and NULL
 //!   estimates (DESIGN: undefined is NULL, never a made-up number), and odds_ratio_per_sd is
 //!   NULL. Cases: complete and quasi-complete separation with one and two predictors (the
@@ -240,6 +240,57 @@ async fn models_match_r() {
 #[tokio::test]
 async fn models_match_r_when_partial_states_merge() {
     check(3, 7, true).await;
+}
+
+/// conditional_logistic(…, 'breslow') against clogit(method = "breslow"), where the script
+/// ran it: coef, se, z, p at 1e-9 (1:k sets, where it equals the exact likelihood, and sets
+/// with 2 and 3 cases, where it does not).
+#[tokio::test]
+async fn breslow_ties_match_r() {
+    let reference = common::reference("logistic.json");
+    let mut checked = 0;
+    for c in reference["cases"].as_array().unwrap() {
+        let Some(e) = c.get("breslow").filter(|b| !b.is_null()) else {
+            continue;
+        };
+        let name = c["name"].as_str().unwrap();
+        let k = c["x"].as_array().unwrap().len();
+        let xs: Vec<String> = (1..=k).map(|i| format!("x{i}")).collect();
+        for (partitions, batch) in [(1, 8192), (3, 7)] {
+            let ctx = SessionContext::new_with_config(
+                SessionConfig::new()
+                    .with_target_partitions(partitions)
+                    .with_batch_size(batch),
+            );
+            discern_udfs::register_all(&ctx).unwrap();
+            ctx.register_table("t", Arc::new(table(c, partitions, batch)))
+                .unwrap();
+            let sql = format!(
+                "SELECT conditional_logistic(is_case, matched_set, {}, 'breslow') AS r FROM t",
+                xs.join(", ")
+            );
+            let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            let r = batches[0].column_by_name("r").unwrap().clone();
+            for f in ["coef", "se", "z", "p"] {
+                for (i, (a, x)) in list(&r, f).iter().zip(e[f].as_array().unwrap()).enumerate() {
+                    close(*a, x, &format!("breslow {f}[{i}] [{name}] ({partitions})"));
+                }
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4, "breslow cases in logistic.json: {checked}");
+    // A bad method is a plan error.
+    let ctx = SessionContext::new();
+    discern_udfs::register_all(&ctx).unwrap();
+    let err = match ctx
+        .sql("SELECT conditional_logistic(true, 1, 2.0, 'efron')")
+        .await
+    {
+        Err(e) => e.to_string(),
+        Ok(df) => df.collect().await.unwrap_err().to_string(),
+    };
+    assert!(err.contains("ties must be 'exact' or 'breslow'"), "{err}");
 }
 
 #[tokio::test]

@@ -389,6 +389,81 @@ fn conditional_terms(sets: &[MatchedSet], beta: &[f64]) -> (f64, Vec<f64>, Vec<f
     (loglik, score, info)
 }
 
+/// The log-likelihood, score and information of Breslow's approximation at β: each set with
+/// d cases contributes Σ_cases η − d · log Σ_members e^η (the Cox partial likelihood with
+/// Breslow's handling of ties, R's `clogit(method = "breslow")`); the same as the exact
+/// conditional likelihood for sets with one case.
+fn breslow_terms(sets: &[MatchedSet], beta: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+    let p = beta.len();
+    let mut loglik = 0.0;
+    let mut score = vec![0.0; p];
+    let mut info = vec![0.0; p * p];
+    for set in sets {
+        let d = set.case.iter().filter(|&&c| c).count() as f64;
+        let eta: Vec<f64> = set
+            .x
+            .iter()
+            .map(|row| row.iter().zip(beta).map(|(a, b)| a * b).sum())
+            .collect();
+        let shift = eta.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let w: Vec<f64> = eta.iter().map(|e| (e - shift).exp()).collect();
+        let total: f64 = w.iter().sum();
+        let mut mean = vec![0.0; p];
+        let mut second = vec![0.0; p * p];
+        for (row, wi) in set.x.iter().zip(&w) {
+            for j in 0..p {
+                mean[j] += wi * row[j] / total;
+                for l in 0..p {
+                    second[j * p + l] += wi * row[j] * row[l] / total;
+                }
+            }
+        }
+        for ((case, row), e) in set.case.iter().zip(&set.x).zip(&eta) {
+            if *case {
+                loglik += e;
+                for j in 0..p {
+                    score[j] += row[j];
+                }
+            }
+        }
+        loglik -= d * (total.ln() + shift);
+        for j in 0..p {
+            score[j] -= d * mean[j];
+            for l in 0..p {
+                info[j * p + l] += d * (second[j * p + l] - mean[j] * mean[l]);
+            }
+        }
+    }
+    (loglik, score, info)
+}
+
+/// How a conditional fit treats sets with several cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ties {
+    /// The exact conditional likelihood (R's `clogit` default, `method = "exact"`).
+    Exact,
+    /// Breslow's approximation (`method = "breslow"`).
+    Breslow,
+}
+
+impl Ties {
+    /// `'exact'` or `'breslow'`.
+    pub fn parse(text: &str) -> Option<Ties> {
+        match text.to_ascii_lowercase().as_str() {
+            "exact" => Some(Ties::Exact),
+            "breslow" => Some(Ties::Breslow),
+            _ => None,
+        }
+    }
+
+    fn terms(self, sets: &[MatchedSet], beta: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+        match self {
+            Ties::Exact => conditional_terms(sets, beta),
+            Ties::Breslow => breslow_terms(sets, beta),
+        }
+    }
+}
+
 /// Cholesky factor (lower, row-major) of a symmetric positive-definite matrix; None if not.
 fn cholesky(a: &[f64], p: usize) -> Option<Vec<f64>> {
     let mut l = vec![0.0; p * p];
@@ -431,14 +506,15 @@ pub const CLOGIT_EPSILON: f64 = 1e-12;
 /// The most Newton iterations.
 pub const CLOGIT_MAX_ITERATIONS: usize = 100;
 
-/// Conditional logistic regression over matched sets (exact conditional likelihood; sets
+/// Conditional logistic regression over matched sets (exact conditional likelihood, or
+/// Breslow's approximation with `ties`; sets
 /// without a case or without a control carry no information and are dropped). Newton-Raphson
 /// from 0 with step halving, as `coxph`'s exact method; standard errors from the inverse
 /// information at the estimate. Columns that are constant within every set (or linear
 /// combinations of others) are aliased (None). None when no set is informative; under
 /// separation there is no finite maximum, the iterations run out, and the fit has
 /// `converged = false` and no estimates.
-pub fn conditional_logistic(sets: &[MatchedSet], p_all: usize) -> Option<Fit> {
+pub fn conditional_logistic(sets: &[MatchedSet], p_all: usize, ties: Ties) -> Option<Fit> {
     let sets: Vec<&MatchedSet> = sets
         .iter()
         .filter(|s| s.case.iter().any(|&c| c) && s.case.iter().any(|&c| !c))
@@ -479,7 +555,7 @@ pub fn conditional_logistic(sets: &[MatchedSet], p_all: usize) -> Option<Fit> {
         })
         .collect();
     let mut beta = vec![0.0; p];
-    let (mut loglik, score, info) = conditional_terms(&reduced, &beta);
+    let (mut loglik, score, info) = ties.terms(&reduced, &beta);
     let null_log_likelihood = loglik;
     let failed = |iterations| Some(Fit::none(p_all, iterations));
     let Some(l) = cholesky(&info, p) else {
@@ -492,7 +568,7 @@ pub fn conditional_logistic(sets: &[MatchedSet], p_all: usize) -> Option<Fit> {
     beta.iter_mut().zip(&step).for_each(|(b, s)| *b += s);
     let mut halving = false;
     for iteration in 1..=CLOGIT_MAX_ITERATIONS {
-        let (new_loglik, score, info) = conditional_terms(&reduced, &beta);
+        let (new_loglik, score, info) = ties.terms(&reduced, &beta);
         if (1.0 - loglik / new_loglik).abs() <= CLOGIT_EPSILON && !halving {
             let Some(l) = cholesky(&info, p) else {
                 return failed(iteration);
@@ -563,7 +639,7 @@ mod tests {
                 });
             }
         }
-        let fit = conditional_logistic(&sets, 1).unwrap();
+        let fit = conditional_logistic(&sets, 1, Ties::Exact).unwrap();
         assert!(fit.converged);
         let b = fit.coef[0].unwrap();
         assert!((b - (23.0f64 / 7.0).ln()).abs() < 1e-10, "{b}");
