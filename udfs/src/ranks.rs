@@ -28,6 +28,7 @@ use crate::docs::{SECTION, doc};
 use crate::kernels::PValueMethod;
 use crate::kernels::distributions::normal_quantile;
 use crate::kernels::ks::ks_test;
+use crate::kernels::power::roc_sample_size;
 use crate::kernels::ranks::{RankSums, auto_uses_exact, rank_sums, rank_sums_and_delong};
 use crate::kernels::tally::Tally;
 use crate::state::{
@@ -42,6 +43,9 @@ use crate::two_group::{coerce_value_and_label, for_each_row};
 pub(crate) struct Options {
     pub(crate) method: PValueMethod,
     pub(crate) level: f64,
+    /// roc_sample_size's power and significance level.
+    pub(crate) power: f64,
+    pub(crate) sig_level: f64,
     /// mann_whitney's continuity correction of the normal approximation.
     pub(crate) correct: bool,
 }
@@ -69,15 +73,18 @@ pub enum RankStatistic {
     AucCi,
     /// `ks_test(value, is_case [, method])` → {d, p}
     Ks,
+    /// `roc_sample_size(value, is_case, power [, sig_level])` → {n_cases, n_controls}
+    SampleSize,
 }
 
 impl RankStatistic {
     /// Every statistic of the family.
-    pub const ALL: [RankStatistic; 4] = [
+    pub const ALL: [RankStatistic; 5] = [
         RankStatistic::Auc,
         RankStatistic::MannWhitney,
         RankStatistic::AucCi,
         RankStatistic::Ks,
+        RankStatistic::SampleSize,
     ];
 
     /// The SQL name.
@@ -87,6 +94,7 @@ impl RankStatistic {
             RankStatistic::MannWhitney => "mann_whitney",
             RankStatistic::AucCi => "auc_ci",
             RankStatistic::Ks => "ks_test",
+            RankStatistic::SampleSize => "roc_sample_size",
         }
     }
 
@@ -98,6 +106,7 @@ impl RankStatistic {
             RankStatistic::MannWhitney => &docs[1],
             RankStatistic::AucCi => &docs[2],
             RankStatistic::Ks => &docs[3],
+            RankStatistic::SampleSize => &docs[4],
         }
     }
 
@@ -195,12 +204,34 @@ impl RankStatistic {
                  approximation (default true).",
             )
             .build(),
+            RankStatistic::SampleSize => doc(
+                SECTION,
+                "How many samples a study needs to show that this ROC curve's AUC differs \
+                 from 0.5: n_cases = ((z_α · √V₀ + z_β · √V) / (auc − ½))² with z_α = \
+                 Φ⁻¹(1 − sig_level / 2), z_β = Φ⁻¹(power) and the Obuchowski-McClish \
+                 variances of roc_power, keeping the group's case:control ratio \
+                 (n_controls = n_cases · n_control / n_case). Matches R's \
+                 pROC::power.roc.test(roc, power =, sig.level =) on roc(controls, cases, \
+                 direction = '<'); like pROC the numbers are not rounded (round up to plan). \
+                 Infinity when the AUC is 0.5; NULL when a group is empty.",
+                "roc_sample_size(value, is_case, power [, sig_level])",
+                "SELECT biomarker, roc_sample_size(value, is_case, 0.9)['n_cases'] AS cases_needed\nFROM measurements JOIN samples USING (sample_id) GROUP BY biomarker;",
+            )
+            .with_argument("value", value)
+            .with_argument("is_case", label)
+            .with_argument("power", "Constant: the power to reach, in (0, 1).")
+            .with_argument(
+                "sig_level",
+                "Optional constant significance level in (0, 1); default 0.05 (two-sided).",
+            )
+            .build(),
         }
     }
 }
 
 const AUC_CI_FIELDS: [&str; 4] = ["auc", "se", "lower", "upper"];
 const MANN_WHITNEY_FIELDS: [&str; 3] = ["u", "z", "p"];
+const SAMPLE_SIZE_FIELDS: [&str; 2] = ["n_cases", "n_controls"];
 
 /// The aggregate UDF of one rank statistic.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -229,7 +260,29 @@ impl RankUdaf {
             method: PValueMethod::Auto,
             level: 0.95,
             correct: true,
+            power: 0.8,
+            sig_level: 0.05,
         };
+        if self.statistic == RankStatistic::SampleSize {
+            let constant = |i: usize| -> Result<f64> {
+                match args
+                    .exprs
+                    .get(i)
+                    .and_then(|e| e.downcast_ref::<Literal>())
+                    .map(Literal::value)
+                {
+                    Some(ScalarValue::Float64(Some(v))) if *v > 0.0 && *v < 1.0 => Ok(*v),
+                    _ => plan_err!(
+                        "roc_sample_size: power and sig_level must be constants in (0, 1)"
+                    ),
+                }
+            };
+            options.power = constant(2)?;
+            if args.exprs.len() > 3 {
+                options.sig_level = constant(3)?;
+            }
+            return Ok(options);
+        }
         if self.statistic == RankStatistic::MannWhitney && args.exprs.len() > 3 {
             options.correct = match args.exprs[3].downcast_ref::<Literal>().map(Literal::value) {
                 Some(ScalarValue::Boolean(Some(correct))) => *correct,
@@ -269,6 +322,7 @@ impl RankUdaf {
                 return plan_err!("auc_ci: level must be a constant in (0, 1)");
             }
             (RankStatistic::Auc, _) => return plan_err!("auc takes 2 arguments"),
+            (RankStatistic::SampleSize, _) => {}
         }
         Ok(options)
     }
@@ -329,6 +383,20 @@ impl AggregateUDFImpl for RankUdaf {
                 types.push(DataType::Utf8);
                 Ok(types)
             }
+            (RankStatistic::SampleSize, [value, label, rest @ ..])
+                if (1..=2).contains(&rest.len()) =>
+            {
+                if let Some(t) = rest.iter().find(|t| !t.is_numeric()) {
+                    return plan_err!("{name}: power and sig_level must be numeric, got {t}");
+                }
+                let mut types = coerce_value_and_label(name, &[value.clone(), label.clone()])?;
+                types.extend(rest.iter().map(|_| DataType::Float64));
+                Ok(types)
+            }
+            (RankStatistic::SampleSize, _) => plan_err!(
+                "{name}(value, is_case, power [, sig_level]) takes 3 or 4 arguments, got {}",
+                arg_types.len()
+            ),
             (RankStatistic::AucCi, [value, label, level]) => {
                 if !level.is_numeric() {
                     return plan_err!("{name}: level must be numeric, got {level}");
@@ -347,6 +415,7 @@ impl AggregateUDFImpl for RankUdaf {
             RankStatistic::MannWhitney => DataType::Struct(float_fields(&MANN_WHITNEY_FIELDS)),
             RankStatistic::AucCi => DataType::Struct(float_fields(&AUC_CI_FIELDS)),
             RankStatistic::Ks => DataType::Struct(float_fields(&KS_FIELDS)),
+            RankStatistic::SampleSize => DataType::Struct(float_fields(&SAMPLE_SIZE_FIELDS)),
         })
     }
 
@@ -628,6 +697,17 @@ pub(crate) fn evaluate_summaries(
             )));
         }
         RankStatistic::AucCi => return auc_ci_array(summaries, options.level),
+        RankStatistic::SampleSize => {
+            return float_struct(
+                &SAMPLE_SIZE_FIELDS,
+                summaries.iter().map(|(s, _)| {
+                    let auc = s.auc()?;
+                    let kappa = s.n_control as f64 / s.n_case as f64;
+                    let n = roc_sample_size(auc, kappa, options.power, options.sig_level);
+                    Some([Some(n), Some(kappa * n)])
+                }),
+            );
+        }
         RankStatistic::MannWhitney | RankStatistic::Ks => {}
     }
     let method = options.method;

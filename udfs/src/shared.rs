@@ -171,6 +171,8 @@ impl SharedTwoGroup {
                             method,
                             level: f64::from_bits(level),
                             correct,
+                            power: 0.8,
+                            sig_level: 0.05,
                         };
                         match (statistic, &summaries) {
                             (RankStatistic::Ks, _) => crate::ranks::ks_array(options, &values)?,

@@ -50,6 +50,7 @@ const CALLS: &[(&str, bool)] = &[
     ("fisher_exact(e, c, 0.9, 'greater')", false),
     ("mann_whitney(v, c, 'asymptotic', false)", false),
     ("reclassification(v / 10, w / 10, c)", true),
+    ("roc_sample_size(v, c, 0.9, 0.01)", false),
     ("youden(v, c)", false),
     ("sensitivity_at_specificity(v, c, 0.8)", false),
     ("specificity_at_sensitivity(v, c, 0.8)", false),

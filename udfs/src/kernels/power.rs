@@ -27,6 +27,19 @@ pub fn roc_power(auc: f64, n_cases: f64, n_controls: f64, sig_level: f64) -> f64
     normal_cdf(z_beta)
 }
 
+/// The cases needed for the two-sided test at `sig_level` to detect `auc` with `power`, with
+/// `kappa` controls per case, as pROC's `power.roc.test(roc, power =)`: (z_α · √V₀ +
+/// z_β · √V_θ)² / (auc − ½)², z_α = Φ⁻¹(1 − sig_level / 2), z_β = Φ⁻¹(power). Not rounded
+/// (pROC does not round either); +∞ at AUC ½.
+pub fn roc_sample_size(auc: f64, kappa: f64, power: f64, sig_level: f64) -> f64 {
+    let null_variance = 0.0792 * (1.0 + 1.0 / kappa);
+    let z_alpha = normal_quantile(1.0 - sig_level / 2.0);
+    let z_beta = normal_quantile(power);
+    let delta = auc - 0.5;
+    let root = z_alpha * null_variance.sqrt() + z_beta * scaled_variance(auc, kappa).sqrt();
+    root * root / (delta * delta)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +55,12 @@ mod tests {
         assert!(
             (roc_power(0.3, 30.0, 60.0, 0.01) - roc_power(0.7, 30.0, 60.0, 0.01)).abs() < 1e-12
         );
+    }
+
+    #[test]
+    fn the_sample_size_gives_the_power_asked_for() {
+        let n = roc_sample_size(0.72, 2.0, 0.9, 0.05);
+        assert!((roc_power(0.72, n, 2.0 * n, 0.05) - 0.9).abs() < 1e-12);
+        assert_eq!(roc_sample_size(0.5, 1.0, 0.8, 0.05), f64::INFINITY);
     }
 }
