@@ -22,6 +22,7 @@ pub mod power;
 pub mod ranks;
 pub mod reclassification;
 pub mod roc;
+pub mod roc_unpaired;
 pub mod shared;
 mod state;
 mod two_group;
@@ -42,6 +43,7 @@ pub fn all_aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     functions.extend(roc::all());
     functions.extend(logistic::all());
     functions.extend(reclassification::all());
+    functions.extend(roc_unpaired::all());
     functions
 }
 
@@ -59,6 +61,7 @@ pub fn keeps_values(name: &str) -> bool {
     name == shared::SHARED_NAME
         || ranks::RankStatistic::ALL.iter().any(|s| s.name() == name)
         || roc::RocFunction::ALL.iter().any(|f| f.name() == name)
+        || name == roc_unpaired::NAME
         || logistic::Model::ALL.iter().any(|m| m.name() == name)
         || name == paired::PairedTest::SignedRank.name()
         || matches!(name, "median" | "percentile_cont" | "quantile_cont")

@@ -51,6 +51,7 @@ const CALLS: &[(&str, bool)] = &[
     ("mann_whitney(v, c, 'asymptotic', false)", false),
     ("reclassification(v / 10, w / 10, c)", true),
     ("roc_sample_size(v, c, 0.9, 0.01)", false),
+    ("roc_test_unpaired(v, c, e)", false),
     ("youden(v, c)", false),
     ("sensitivity_at_specificity(v, c, 0.8)", false),
     ("specificity_at_sensitivity(v, c, 0.8)", false),
