@@ -1,4 +1,5 @@
-//! Paired designs: `paired_t_test(diff)` and `wilcoxon_signed_rank(diff [, method])`.
+//! Paired designs: `paired_t_test(diff)` and
+//! `wilcoxon_signed_rank(diff [, method [, correct [, zero_method]]])`.
 //!
 //! The argument is the within-pair difference (case minus its matched control, or after minus
 //! before), so a matched design is `paired_t_test(case_value - control_value)` over the pairs.
@@ -25,7 +26,7 @@ use datafusion::logical_expr::{
 use crate::docs::{SECTION, doc};
 use crate::kernels::PValueMethod;
 use crate::kernels::moments::{Moments, one_sample};
-use crate::kernels::signed_rank::signed_rank;
+use crate::kernels::signed_rank::{ZeroMethod, signed_rank};
 use crate::moments::{moments_columns, read_moments};
 use crate::state::{
     Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator, float_fields, float_struct,
@@ -37,7 +38,7 @@ use crate::state::{
 pub enum PairedTest {
     /// `paired_t_test(diff)` → {statistic, p}
     TTest,
-    /// `wilcoxon_signed_rank(diff [, method])` → {statistic, p}
+    /// `wilcoxon_signed_rank(diff [, method [, correct [, zero_method]]])` → {statistic, p}
     SignedRank,
 }
 
@@ -93,14 +94,27 @@ impl PairedTest {
                  computed up to 1,000 differences (p NULL beyond; R's overflows from about \
                  1,040), its tail summed directly from counts, within 1e-12 relatively of the \
                  exact value down to the smallest, 2 / 2ⁿ. Matches R; scipy.stats.wilcoxon's p agrees where both use the same \
-                 method. NULL when every difference is 0.",
-                "wilcoxon_signed_rank(diff [, method])",
+                 method. correct = false drops the continuity correction (R's correct = \
+                 FALSE). zero_method 'pratt' ranks the zeros with the others (they take the \
+                 smallest ranks) and then drops them: V sums the positive differences' ranks \
+                 among all, and the normal approximation's mean and variance lose the zeros' \
+                 share, as scipy.stats.wilcoxon(zero_method = 'pratt'); with zeros that is \
+                 always the normal approximation. NULL when every difference is 0.",
+                "wilcoxon_signed_rank(diff [, method [, correct [, zero_method]]])",
                 "SELECT biomarker, wilcoxon_signed_rank(case_value - control_value)['p'] AS p\nFROM matched_pairs GROUP BY biomarker;",
             )
             .with_argument("diff", diff)
             .with_argument(
                 "method",
                 "Optional constant: 'auto' (default), 'exact' or 'asymptotic'.",
+            )
+            .with_argument(
+                "correct",
+                "Optional constant BOOLEAN: the continuity correction (default true).",
+            )
+            .with_argument(
+                "zero_method",
+                "Optional constant: 'wilcox' (default; zeros dropped, R) or 'pratt'.",
             )
             .build(),
         }
@@ -155,15 +169,46 @@ impl PairedUdaf {
         })
     }
 
-    fn signed_rank(method: PValueMethod) -> Evaluate<Diffs> {
+    fn signed_rank((method, correct, zeros): (PValueMethod, bool, ZeroMethod)) -> Evaluate<Diffs> {
         Evaluate::new(move |groups: &mut [Diffs]| {
             float_struct(
                 &FIELDS,
-                groups
-                    .iter_mut()
-                    .map(|g| signed_rank(&mut g.0, method).map(|r| [Some(r.statistic), r.p])),
+                groups.iter_mut().map(|g| {
+                    signed_rank(&mut g.0, method, correct, zeros).map(|r| [Some(r.statistic), r.p])
+                }),
             )
         })
+    }
+
+    /// The method, continuity correction and zero method of a signed-rank call.
+    fn signed_rank_options(
+        &self,
+        args: &AccumulatorArgs,
+    ) -> Result<(PValueMethod, bool, ZeroMethod)> {
+        let method = self.method(args)?;
+        let correct = crate::state::flag_argument(self.name(), "correct", args, 2, true)?;
+        let zeros = if args.exprs.len() > 3 {
+            match literal(args, 3) {
+                Some(
+                    ScalarValue::Utf8(Some(s))
+                    | ScalarValue::LargeUtf8(Some(s))
+                    | ScalarValue::Utf8View(Some(s)),
+                ) => match ZeroMethod::parse(&s) {
+                    Some(z) => z,
+                    None => {
+                        return plan_err!(
+                            "wilcoxon_signed_rank: zero_method must be 'wilcox' or 'pratt', got '{s}'"
+                        );
+                    }
+                },
+                _ => {
+                    return plan_err!("wilcoxon_signed_rank: zero_method must be a constant string");
+                }
+            }
+        } else {
+            ZeroMethod::Wilcox
+        };
+        Ok((method, correct, zeros))
     }
 }
 
@@ -193,14 +238,30 @@ impl AggregateUDFImpl for PairedUdaf {
         }
         match (self.test, arg_types) {
             (_, [_]) => Ok(vec![DataType::Float64]),
-            (PairedTest::SignedRank, [_, m]) => {
-                if !matches!(m, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
-                    return plan_err!("{name}: method must be a string, got {m}");
+            (PairedTest::SignedRank, [_, rest @ ..]) if rest.len() <= 3 => {
+                let text = |t: &DataType| {
+                    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                };
+                let mut types = vec![DataType::Float64];
+                for (i, t) in rest.iter().enumerate() {
+                    let (what, ok, target) = match i {
+                        0 => ("method must be a string", text(t), DataType::Utf8),
+                        1 => (
+                            "correct must be BOOLEAN",
+                            matches!(t, DataType::Boolean),
+                            DataType::Boolean,
+                        ),
+                        _ => ("zero_method must be a string", text(t), DataType::Utf8),
+                    };
+                    if !ok {
+                        return plan_err!("{name}: {what}, got {t}");
+                    }
+                    types.push(target);
                 }
-                Ok(vec![DataType::Float64, DataType::Utf8])
+                Ok(types)
             }
             (PairedTest::SignedRank, _) => plan_err!(
-                "{name}(diff [, method]) takes 1 or 2 arguments, got {}",
+                "{name}(diff [, method [, correct [, zero_method]]]) takes 1 to 4 arguments, got {}",
                 arg_types.len()
             ),
             (PairedTest::TTest, _) => {
@@ -217,7 +278,7 @@ impl AggregateUDFImpl for PairedUdaf {
         Ok(match self.test {
             PairedTest::TTest => Box::new(StateAccumulator::new(Self::t_test())),
             PairedTest::SignedRank => Box::new(StateAccumulator::new(Self::signed_rank(
-                self.method(&args)?,
+                self.signed_rank_options(&args)?,
             ))),
         })
     }
@@ -250,7 +311,7 @@ impl AggregateUDFImpl for PairedUdaf {
         Ok(match self.test {
             PairedTest::TTest => Box::new(StateGroupsAccumulator::new(Self::t_test())),
             PairedTest::SignedRank => Box::new(StateGroupsAccumulator::new(Self::signed_rank(
-                self.method(&args)?,
+                self.signed_rank_options(&args)?,
             ))),
         })
     }

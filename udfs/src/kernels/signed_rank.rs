@@ -25,18 +25,52 @@ pub const EXACT_BELOW: usize = 50;
 /// beyond it the exact p is None.
 pub const EXACT_MAX: usize = 1000;
 
-/// The signed-rank test of `diffs` (finite values; reordered in place). Zeros are dropped
-/// before ranking, as R does. `Auto` is R's rule: exact below 50 non-zero differences without
-/// ties or zeros; `Exact` falls back to the normal approximation with ties or zeros, as R does.
-/// None when no difference is non-zero.
-pub fn signed_rank(diffs: &mut Vec<f64>, method: PValueMethod) -> Option<SignedRank> {
+/// How zero differences enter the signed-rank test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ZeroMethod {
+    /// Dropped before ranking (Wilcoxon; R's `wilcox.test`, scipy's default).
+    Wilcox,
+    /// Ranked with the others (taking the smallest ranks), then dropped from V; the normal
+    /// approximation's mean and variance lose the zeros' share (Pratt 1959; scipy's
+    /// `zero_method='pratt'`).
+    Pratt,
+}
+
+impl ZeroMethod {
+    /// `'wilcox'` or `'pratt'`.
+    pub fn parse(text: &str) -> Option<ZeroMethod> {
+        match text.to_ascii_lowercase().as_str() {
+            "wilcox" => Some(ZeroMethod::Wilcox),
+            "pratt" => Some(ZeroMethod::Pratt),
+            _ => None,
+        }
+    }
+}
+
+/// The signed-rank test of `diffs` (finite values; reordered in place). `Auto` is R's rule:
+/// exact below 50 non-zero differences without ties or zeros; `Exact` falls back to the
+/// normal approximation with ties or zeros, as R does. The normal approximation has R's
+/// continuity correction of ½ when `correct`. Zeros are handled by `zeros`. None when no
+/// difference is non-zero.
+pub fn signed_rank(
+    diffs: &mut Vec<f64>,
+    method: PValueMethod,
+    correct: bool,
+    zero_method: ZeroMethod,
+) -> Option<SignedRank> {
     let before = diffs.len();
     diffs.retain(|&d| d != 0.0);
-    let zeros = diffs.len() != before;
+    let zero_count = before - diffs.len();
+    let zeros = zero_count > 0;
     let n = diffs.len();
     if n == 0 {
         return None;
     }
+    // Pratt: the zeros take ranks 1..z₀, the others' ranks start after them.
+    let offset = match zero_method {
+        ZeroMethod::Wilcox => 0.0,
+        ZeroMethod::Pratt => zero_count as f64,
+    };
     diffs.sort_unstable_by(|a, b| a.abs().total_cmp(&b.abs()));
     // Midranks of |diff| by tie group; V sums the positive ones.
     let (mut statistic, mut tie_term, mut ties) = (0.0, 0.0, false);
@@ -47,7 +81,7 @@ pub fn signed_rank(diffs: &mut Vec<f64>, method: PValueMethod) -> Option<SignedR
             end += 1;
         }
         let t = (end - start) as f64;
-        let midrank = (start + end + 1) as f64 / 2.0;
+        let midrank = offset + (start + end + 1) as f64 / 2.0;
         let positives = diffs[start..end].iter().filter(|&&d| d > 0.0).count();
         statistic += midrank * positives as f64;
         if end - start > 1 {
@@ -61,14 +95,18 @@ pub fn signed_rank(diffs: &mut Vec<f64>, method: PValueMethod) -> Option<SignedR
         PValueMethod::Exact => !ties && !zeros,
         PValueMethod::Auto => n < EXACT_BELOW && !ties && !zeros,
     };
-    let nf = n as f64;
     let p = if exact {
         (n <= EXACT_MAX).then(|| exact_p(statistic, n))
     } else {
-        let sigma = (nf * (nf + 1.0) * (2.0 * nf + 1.0) / 24.0 - tie_term / 48.0).sqrt();
-        let centred = statistic - nf * (nf + 1.0) / 4.0;
+        // With Pratt's method n counts the zeros and their share (z₀ ranks) comes off.
+        let nf = n as f64 + offset;
+        let variance = nf * (nf + 1.0) * (2.0 * nf + 1.0) / 24.0
+            - offset * (offset + 1.0) * (2.0 * offset + 1.0) / 24.0
+            - tie_term / 48.0;
+        let centred = statistic - nf * (nf + 1.0) / 4.0 + offset * (offset + 1.0) / 4.0;
         // R: z = (V − n(n+1)/4 − sign·½) / σ, p = 2 · min(Φ(z), 1 − Φ(z)).
-        let z = (centred - 0.5 * sign(centred)) / sigma;
+        let correction = if correct { 0.5 * sign(centred) } else { 0.0 };
+        let z = (centred - correction) / variance.sqrt();
         Some((2.0 * normal_sf(z.abs())).min(1.0))
     };
     Some(SignedRank { statistic, p })
@@ -151,9 +189,17 @@ mod tests {
     #[test]
     fn zeros_are_dropped_and_ties_use_midranks() {
         let mut d = vec![0.0, 1.0, -1.0, 2.0, 3.0];
-        let r = signed_rank(&mut d, PValueMethod::Auto).unwrap();
+        let r = signed_rank(&mut d, PValueMethod::Auto, true, ZeroMethod::Wilcox).unwrap();
         // ranks of |1|, |-1|, 2, 3: 1.5, 1.5, 3, 4; V = 1.5 + 3 + 4
         assert_eq!(r.statistic, 8.5);
-        assert!(signed_rank(&mut vec![0.0, 0.0], PValueMethod::Auto).is_none());
+        assert!(
+            signed_rank(
+                &mut vec![0.0, 0.0],
+                PValueMethod::Auto,
+                true,
+                ZeroMethod::Wilcox
+            )
+            .is_none()
+        );
     }
 }
