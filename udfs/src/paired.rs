@@ -202,7 +202,9 @@ impl PairedUdaf {
                     }
                 },
                 _ => {
-                    return plan_err!("wilcoxon_signed_rank: zero_method must be a constant string");
+                    return plan_err!(
+                        "wilcoxon_signed_rank: zero_method must be a constant string"
+                    );
                 }
             }
         } else {

@@ -41,7 +41,10 @@ const CALLS: &[(&str, bool)] = &[
     ("log2_fold_change(v, c)", true),
     ("paired_t_test(v - w)", true),
     ("wilcoxon_signed_rank(v - w, 'asymptotic')", false),
-    ("wilcoxon_signed_rank(v - w, 'asymptotic', false, 'pratt')", false),
+    (
+        "wilcoxon_signed_rank(v - w, 'asymptotic', false, 'pratt')",
+        false,
+    ),
     ("odds_ratio(e, c, 0.9)", false),
     ("fisher_exact(e, c)", false),
     ("chi2_test(e, c, false)", false),
