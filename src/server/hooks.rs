@@ -241,24 +241,27 @@ impl QueryHook for DiscernHook {
             Action::Refuse(message) => Some(Err(error(INSUFFICIENT_PRIVILEGE, message))),
             Action::Tag(..) | Action::CopyOut => Some(Ok(empty_plan())),
             Action::ExplainAnalyze => None,
+            // (The parser around this hook types LIMIT/OFFSET parameters in every plan.)
             Action::Rewrite(rewritten) => Some(
-                ctx.state()
-                    .statement_to_plan(datafusion::sql::parser::Statement::Statement(rewritten))
+                plan(ctx, *rewritten)
                     .await
-                    .map(super::pg_compat::type_limit_placeholders)
                     .map_err(|e| PgWireError::ApiError(Box::new(e))),
             ),
-            // The cursor's query, planned so that its parameters are described and bound,
-            // under a projection of no columns: DECLARE itself returns no rows.
+            // The cursor's query, rewritten as any statement is and planned so that its
+            // parameters are described and bound, under a projection of no columns: DECLARE
+            // itself returns no rows.
             Action::Declare(query) => Some(
-                cursor_query_plan(&query, ctx)
-                    .await
-                    .and_then(|plan| {
-                        LogicalPlanBuilder::from(plan)
-                            .project(Vec::<datafusion::logical_expr::Expr>::new())?
-                            .build()
-                    })
-                    .map_err(|e| PgWireError::ApiError(Box::new(e))),
+                plan(ctx, {
+                    let statement = Statement::Query(query);
+                    super::pg_rewrite::rewrite(&statement).unwrap_or(statement)
+                })
+                .await
+                .and_then(|plan| {
+                    LogicalPlanBuilder::from(plan)
+                        .project(Vec::<datafusion::logical_expr::Expr>::new())?
+                        .build()
+                })
+                .map_err(|e| PgWireError::ApiError(Box::new(e))),
             ),
             Action::Show(column, value) => Some(
                 LogicalPlanBuilder::empty(true)
@@ -287,21 +290,16 @@ impl QueryHook for DiscernHook {
     }
 }
 
-/// The plan of a cursor's query, rewritten as any statement is, LIMIT/OFFSET parameters
-/// typed `bigint`.
-async fn cursor_query_plan(
-    query: &datafusion::sql::sqlparser::ast::Query,
+/// The logical plan of a parsed statement.
+async fn plan(
     ctx: &SessionContext,
+    statement: Statement,
 ) -> datafusion::error::Result<LogicalPlan> {
-    let statement = Statement::Query(Box::new(query.clone()));
-    let statement = super::pg_rewrite::rewrite(&statement).unwrap_or(statement);
-    let plan = ctx
-        .state()
+    ctx.state()
         .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
             statement,
         )))
-        .await?;
-    Ok(super::pg_compat::type_limit_placeholders(plan))
+        .await
 }
 
 /// `DECLARE name CURSOR FOR query` with bound parameters: runs the query and keeps its rows
@@ -445,13 +443,7 @@ async fn run_rewritten(
     client: &mut dyn HookClient,
 ) -> PgWireResult<Response> {
     let api = |e: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
-    let plan = ctx
-        .state()
-        .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(
-            statement.clone(),
-        )))
-        .await
-        .map_err(api)?;
+    let plan = plan(ctx, statement.clone()).await.map_err(api)?;
     let df = ctx.execute_logical_plan(plan).await.map_err(api)?;
     text_response(df, client).await
 }

@@ -50,34 +50,24 @@ pub fn register(ctx: &SessionContext) {
 /// `like_escape(pattern, escape)`: the pattern rewritten to escape with a backslash, as
 /// PostgreSQL plans `LIKE pattern ESCAPE escape`. An empty escape turns escaping off.
 fn like_escape(args: &[ColumnarValue]) -> Result<ColumnarValue> {
-    let [pattern, escape] = args else {
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let [patterns, escapes] = arrays.as_slice() else {
         return exec_err!("like_escape takes two arguments");
     };
-    let rows = [pattern, escape]
+    let out: StringArray = patterns
+        .as_string::<i32>()
         .iter()
-        .find_map(|a| match a {
-            ColumnarValue::Array(a) => Some(a.len()),
-            ColumnarValue::Scalar(_) => None,
+        .zip(escapes.as_string::<i32>().iter())
+        .map(|(p, e)| match (p, e) {
+            (Some(p), Some(e)) => to_backslash_escapes(p, e).map(Some),
+            _ => Ok(None),
         })
-        .unwrap_or(1);
-    let patterns = pattern.to_array(rows)?;
-    let escapes = escape.to_array(rows)?;
-    let patterns = patterns.as_string::<i32>();
-    let escapes = escapes.as_string::<i32>();
-    let mut out = Vec::with_capacity(rows);
-    for (p, e) in patterns.iter().zip(escapes.iter()) {
-        out.push(match (p, e) {
-            (Some(p), Some(e)) => Some(to_backslash_escapes(p, e)?),
-            _ => None,
-        });
+        .collect::<Result<_>>()?;
+    let out: ArrayRef = Arc::new(out);
+    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
     }
-    let out: ArrayRef = Arc::new(StringArray::from(out));
-    match (pattern, escape) {
-        (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_)) => {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-        }
-        _ => Ok(ColumnarValue::Array(out)),
-    }
+    Ok(ColumnarValue::Array(out))
 }
 
 fn to_backslash_escapes(pattern: &str, escape: &str) -> Result<String> {
@@ -117,10 +107,6 @@ fn as_lists(value: &ColumnarValue, rows: usize) -> Result<ListArray> {
     }
 }
 
-fn rows_of(args: &ScalarFunctionArgs) -> usize {
-    args.number_rows
-}
-
 /// `generate_subscripts(array, dim)` as a list; [`super::pg_rewrite`] unnests it, which
 /// makes it the set-returning function PostgreSQL has. One-dimensional arrays only (a
 /// catalog has no other): any `dim` but 1 gives no subscripts.
@@ -151,7 +137,7 @@ impl ScalarUDFImpl for Subscripts {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = rows_of(&args);
+        let rows = args.number_rows;
         let [array, dim] = args.args.as_slice() else {
             return exec_err!("generate_subscripts takes an array and a dimension");
         };
@@ -252,7 +238,7 @@ impl ScalarUDFImpl for ExpandArray {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = rows_of(&args);
+        let rows = args.number_rows;
         let [array] = args.args.as_slice() else {
             return exec_err!("_pg_expandarray takes one array");
         };
@@ -309,11 +295,7 @@ fn type_names(args: &[ColumnarValue], sql: bool) -> Result<ColumnarValue> {
             })
         })
         .collect();
-    let out: ArrayRef = Arc::new(out);
-    Ok(match input {
-        ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-        ColumnarValue::Array(_) => ColumnarValue::Array(out),
-    })
+    super::pg_compat::shaped_like(input, Arc::new(out))
 }
 
 /// The SQL-standard name `information_schema` reports for a PostgreSQL type.

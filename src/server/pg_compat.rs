@@ -357,7 +357,7 @@ fn to_regtype(args: &[ColumnarValue]) -> Result<ColumnarValue> {
 }
 
 /// A function's result, a scalar when its argument was one.
-fn shaped_like(input: &ColumnarValue, out: ArrayRef) -> Result<ColumnarValue> {
+pub(super) fn shaped_like(input: &ColumnarValue, out: ArrayRef) -> Result<ColumnarValue> {
     Ok(match input {
         ColumnarValue::Scalar(_) => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
         ColumnarValue::Array(_) => ColumnarValue::Array(out),

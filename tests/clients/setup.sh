@@ -31,15 +31,19 @@ apt_install() {
 
 apt_install postgresql-client libpostgresql-jdbc-java python3-venv
 
+# A Python virtual environment in $1 with the requirements file $2, unless it is there already.
+venv() {
+    if ! cmp -s "$2" "$1/.installed" 2>/dev/null; then
+        rm -rf "$1"
+        python3 -m venv "$1"
+        "$1/bin/pip" install -q --disable-pip-version-check -r "$2"
+        cp "$2" "$1/.installed"
+    fi
+}
+
 # One Python virtual environment and one node_modules per client set.
 for set in current oldest; do
-    py="$out/$set/python"
-    if ! cmp -s "$here/$set/requirements.txt" "$py/.installed" 2>/dev/null; then
-        rm -rf "$py"
-        python3 -m venv "$py"
-        "$py/bin/pip" install -q --disable-pip-version-check -r "$here/$set/requirements.txt"
-        cp "$here/$set/requirements.txt" "$py/.installed"
-    fi
+    venv "$out/$set/python" "$here/$set/requirements.txt"
     node="$out/$set/node"
     if ! cmp -s "$here/$set/package.json" "$node/.installed" 2>/dev/null; then
         rm -rf "$node"
@@ -51,13 +55,7 @@ for set in current oldest; do
 done
 
 # The Dash dashboard's own requirements (deploy/dash), for its test.
-dash="$out/dash"
-if ! cmp -s "$here/../../deploy/dash/requirements.txt" "$dash/.installed" 2>/dev/null; then
-    rm -rf "$dash"
-    python3 -m venv "$dash"
-    "$dash/bin/pip" install -q --disable-pip-version-check -r "$here/../../deploy/dash/requirements.txt"
-    cp "$here/../../deploy/dash/requirements.txt" "$dash/.installed"
-fi
+venv "$out/dash" "$here/../../deploy/dash/requirements.txt"
 
 java_stamp="$out/java/.installed"
 if ! cmp -s "$here/JdbcClient.java" "$java_stamp" 2>/dev/null; then

@@ -50,6 +50,19 @@ pub(crate) struct Options {
     pub(crate) correct: bool,
 }
 
+impl Default for Options {
+    /// The SQL defaults: 'auto', a 0.95 level, the continuity correction, power 0.8 at 0.05.
+    fn default() -> Self {
+        Options {
+            method: PValueMethod::Auto,
+            level: 0.95,
+            correct: true,
+            power: 0.8,
+            sig_level: 0.05,
+        }
+    }
+}
+
 /// Parses a constant `method` argument.
 pub(crate) fn parse_method(name: &str, text: &str) -> Result<PValueMethod> {
     match text.to_ascii_lowercase().as_str() {
@@ -256,13 +269,7 @@ impl RankUdaf {
 
     /// The optional third argument: mann_whitney's method or auc_ci's level.
     fn options(&self, args: &AccumulatorArgs) -> Result<Options> {
-        let mut options = Options {
-            method: PValueMethod::Auto,
-            level: 0.95,
-            correct: true,
-            power: 0.8,
-            sig_level: 0.05,
-        };
+        let mut options = Options::default();
         if self.statistic == RankStatistic::SampleSize {
             let constant = |i: usize| -> Result<f64> {
                 match args

@@ -171,8 +171,7 @@ impl SharedTwoGroup {
                             method,
                             level: f64::from_bits(level),
                             correct,
-                            power: 0.8,
-                            sig_level: 0.05,
+                            ..Options::default()
                         };
                         match (statistic, &summaries) {
                             (RankStatistic::Ks, _) => crate::ranks::ks_array(options, &values)?,

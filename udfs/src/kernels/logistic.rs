@@ -55,9 +55,7 @@ impl Fit {
             wald_test: None,
         }
     }
-}
 
-impl Fit {
     /// Wald z of coefficient `i`.
     pub fn z(&self, i: usize) -> Option<f64> {
         let (b, se) = (self.coef.get(i).copied()??, self.se.get(i).copied()??);
