@@ -306,6 +306,20 @@ fn families() -> Vec<(&'static str, String, f64)> {
             0.0,
         ),
         (
+            "second round",
+            q(
+                "mann_whitney(m.value, s.is_case, 'exact', false) AS mw_exact, \
+                 auc_ci_bootstrap(m.value, s.is_case, 0.95, 100, 7) AS boot, \
+                 roc_sample_size(m.value, s.is_case, 0.9) AS needed, \
+                 roc_test_unpaired(m.value, s.is_case, s.matched_set % 2 = 0) AS unpaired, \
+                 breslow_day(m.value > 1.0, s.is_case, s.site) AS breslow_day, \
+                 cmh_exact(m.value > 1.0, s.is_case, s.site) AS cmh_exact, \
+                 fisher_exact(m.value > 1.0, s.is_case, 0.9, 'less') AS fisher_less, \
+                 wilcoxon_signed_rank(m.value - 1.0, 'asymptotic', false, 'pratt') AS pratt",
+            ),
+            0.0,
+        ),
+        (
             "signed ranks",
             q("wilcoxon_signed_rank(m.value - 1.0) AS w, \
                             wilcoxon_signed_rank(m.value - 1.0, 'asymptotic') AS w_asymptotic"),
@@ -325,7 +339,9 @@ fn families() -> Vec<(&'static str, String, f64)> {
             q(
                 "logistic_regression(s.is_case, m.value, CAST(s.age AS DOUBLE)) AS glm, \
                            odds_ratio_per_sd(m.value, s.is_case) AS per_sd, \
-                           conditional_logistic(s.is_case, s.matched_set, m.value) AS clogit",
+                           conditional_logistic(s.is_case, s.matched_set, m.value) AS clogit, \
+                           conditional_logistic(s.is_case, s.matched_set, m.value, 'breslow') \
+                             AS clogit_breslow",
             ),
             1e-9,
         ),

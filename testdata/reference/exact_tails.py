@@ -13,9 +13,8 @@ relatively at every size and every tail (tests: udfs/tests/reference_exact_tails
   Sizes 1x1, 1xn, 10x10, 50x60, 200x400, 303x330 (the largest C(m+n, m) under the 100,000-pair
   limit) and 316x316, 1x100,000, each at p near 1, near 0.5, about 1e-10 and as far in the tail
   as the size allows (U = 0: 2 / C(m+n, m)). A case is a string of labels in the order of the
-  values ("1" a case, "0" a control); the test gives position k the value k. Plus the issue's
-  600-row example as its SQL (it has ties; scipy's exact p uses the tie-free distribution at
-  the midrank U), with scipy's own value beside it.
+  values ("1" a case, "0" a control); the test gives position k the value k. (Samples with
+  ties: exact_ties.py.)
 - wilcoxon_signed_rank (diff; no ties, no zeros; method 'exact'): R's two-sided exact p,
   min(1, 2 P(V <= v)) below the centre and min(1, 2 P(V >= v)) above, from the number of
   subsets of {1..n} with each sum (exact integers; a polynomial packed into one integer),
@@ -151,22 +150,8 @@ for m, n in [(1, 1), (1, 50), (10, 10), (50, 60), (200, 400), (303, 330), (316, 
         mann_whitney.append(mw_case(f"{m} cases x {n} controls, {what}", labels, dist))
         print("mann_whitney", m, n, what, mann_whitney[-1]["p"], flush=True)
 
-# The example, run by the test as the SQL: x = v + 100 when v % 3 = 0, cases
-# v % 3 = 0, v = 1..600. It has ties (case 103 = control 103, ...): U is counted with half
-# the tied pairs, and the exact p is scipy's, from the tie-free distribution at that U.
-rows = [(v + (100 if v % 3 == 0 else 0), v % 3 == 0) for v in range(1, 601)]
-x1 = [x for x, c in rows if c]
-x0 = [x for x, c in rows if not c]
-u = sum((a > b) + 0.5 * (a == b) for a in x1 for b in x0)
-assert u == int(u)
-case = {"name": "the issue's example: generate_series(1, 600), cases v % 3 = 0 shifted by 100",
-        "sql": "SELECT mann_whitney(x, c, 'exact') AS r FROM (SELECT CAST(v AS DOUBLE) + CASE "
-               "WHEN v % 3 = 0 THEN 100.0 ELSE 0 END AS x, v % 3 = 0 AS c "
-               "FROM generate_series(1, 600) AS t(v))",
-        "u": u, "p": to_float(UDistribution(200, 400).p(int(u)))}
-case["scipy"] = float(scipy.stats.mannwhitneyu(x1, x0, method="exact").pvalue)
-assert abs(case["scipy"] / case["p"] - 1) < 1e-9, (case["scipy"], case["p"])
-mann_whitney.append(case)
+# The example has ties: its exact p is in exact_ties.py (the distribution given the
+# ties).
 
 # ---------------------------------------------------------------------------------------------
 # Wilcoxon signed rank

@@ -10,7 +10,10 @@ null / "NaN" / "Infinity" for rows to skip; is_case) and:
   values V10, V01 over all pairs, sample variances with n - 1), in exact rational arithmetic;
   se and the normal quantile with mpmath; the interval auc -/+ z se clipped to [0, 1] as pROC;
 - mann_whitney for method 'auto', 'asymptotic' and 'exact': u and p from
-  scipy.stats.mannwhitneyu(cases, controls, method=...) (two-sided, use_continuity=True);
+  scipy.stats.mannwhitneyu(cases, controls, method=...) (two-sided, use_continuity=True),
+  except the exact p with ties: scipy's ignores them; Discern's is the exact distribution
+  given the tied midranks (exactRankTests::wilcox.exact), counted exactly by exact_ties.py
+  (NULL beyond 10,000 pairs);
   z from the tie-corrected normal approximation with a continuity correction of 1/2 towards 0
   (R wilcox.test's z), at 60 digits with mpmath, checked against scipy's asymptotic p;
 - mann_whitney_no_correct: the same without the continuity correction
@@ -25,6 +28,7 @@ from collections import Counter
 from fractions import Fraction
 
 import mpmath
+from exact_ties import rank_sum_p
 import numpy as np
 import scipy
 import scipy.stats
@@ -106,7 +110,7 @@ def mann_whitney(x1, x0, correct):
         if z is None:
             # Every value tied: no normal approximation (scipy divides by 0 here).
             uses_exact = method == "exact"
-            p = float(r.pvalue) if uses_exact else None
+            p = float(rank_sum_p(x1, x0)[0]) if uses_exact else None
             out[method] = {"u": float(r.statistic), "z": None, "p": p}
             continue
         if method == "asymptotic":
@@ -114,7 +118,10 @@ def mann_whitney(x1, x0, correct):
             if abs(min(check, 1.0) - r.pvalue) > 1e-9 * r.pvalue:
                 raise SystemExit(f"z does not reproduce scipy's p: {check} vs {r.pvalue}")
         p = float(r.pvalue)
-        if method == "exact" and len(x1) * len(x0) > 100_000:
+        tied = len(set(x1) | set(x0)) < len(x1) + len(x0)
+        if method == "exact" and tied:
+            p = float(rank_sum_p(x1, x0)[0]) if len(x1) * len(x0) <= 10_000 else None
+        elif method == "exact" and len(x1) * len(x0) > 100_000:
             # Beyond 100,000 pairs Discern does not compute the exact distribution (p NULL);
             # scipy's exact method returns NaN here as well.
             p = None

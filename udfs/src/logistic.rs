@@ -26,7 +26,9 @@ use datafusion::logical_expr::{
 
 use crate::docs::{SECTION, doc};
 use crate::kernels::distributions::{chi2_sf, normal_quantile, normal_sf};
-use crate::kernels::logistic::{Fit, MatchedSet, Ties, conditional_logistic, logistic};
+use crate::kernels::logistic::{
+    Fit, MatchedSet, Ties, conditional_logistic, conditional_profile, logistic, logistic_profile,
+};
 use crate::state::{
     Evaluate, GroupState, StateAccumulator, StateGroupsAccumulator, float_fields, float_struct,
     literal, passes,
@@ -43,7 +45,7 @@ pub enum Model {
     Conditional,
 }
 
-const PER_SD_FIELDS: [&str; 8] = [
+const PER_SD_FIELDS: [&str; 10] = [
     "odds_ratio",
     "lower",
     "upper",
@@ -52,7 +54,15 @@ const PER_SD_FIELDS: [&str; 8] = [
     "null_log_likelihood",
     "deviance",
     "aic",
+    "or_profile_lower",
+    "or_profile_upper",
 ];
+
+/// The confidence level of the intervals (Wald and profile), as R's default.
+const LEVEL: f64 = 0.95;
+
+/// The profile-likelihood interval fields, lists of odds ratios per coefficient.
+const PROFILE_FIELDS: [&str; 2] = ["or_profile_lower", "or_profile_upper"];
 
 /// The model-fit fields after the coefficient lists: all four for a logistic model, the two
 /// log-likelihoods for a conditional one (no deviance or AIC: R's clogit reports neither).
@@ -97,6 +107,7 @@ fn fit_fields(model: Model) -> Fields {
                 .map(|n| Field::new(*n, DataType::Struct(float_fields(&TEST_FIELDS)), true)),
         );
     }
+    fields.extend(PROFILE_FIELDS.iter().map(|n| Field::new(*n, list(), true)));
     Fields::from(fields)
 }
 
@@ -157,7 +168,14 @@ impl Model {
                       exp(coef)), converged and iterations. A coefficient of a column that is a \
                       linear combination of the columns before it is NULL (R: NA). Under \
                       separation, where no finite maximum exists, converged is false and every \
-                      estimate NULL (R reports huge coefficients with a warning).";
+                      estimate NULL (R reports huge coefficients with a warning). \
+                      or_profile_lower and or_profile_upper are the 95 % profile-likelihood \
+                      intervals of the odds ratios, per coefficient: the values where twice \
+                      the drop of the log-likelihood maximised over the other coefficients \
+                      reaches χ²₁(0.95), as MASS's confint() computes them on a glm (R \
+                      interpolates a spline through a grid of profile points and agrees to \
+                      about 1e-4; these are the exact roots, to double precision). A bound \
+                      is NULL where the profile levels off below that height (R: NA).";
         match self {
             Model::Logistic => doc(
                 SECTION,
@@ -192,7 +210,10 @@ impl Model {
                  glm(is_case ~ z + covariates, binomial) is fitted as logistic_regression \
                  does (R's iterations and Wald table); odds_ratio = exp(b), Wald interval \
                  exp(b ± 1.96·se), Wald p; and the model's fit as logistic_regression \
-                 gives it: log_likelihood, null_log_likelihood, deviance, aic. NULL without \
+                 gives it: log_likelihood, null_log_likelihood, deviance, aic; \
+                 or_profile_lower / or_profile_upper, the 95 % profile-likelihood interval \
+                 of the odds ratio per SD (MASS's confint() on the glm, solved exactly). \
+                 NULL without \
                  both outcomes, with zero variance, under separation, or when R's rule is \
                  not met in 25 iterations.",
                 "odds_ratio_per_sd(value, is_case [, covariate …])",
@@ -296,21 +317,25 @@ fn evaluate_model(model: Model, ties: Ties, groups: &mut [Rows]) -> Result<Array
             model,
             groups.iter().map(|g| {
                 let (y, x) = g.columns();
-                logistic(&y, &x)
+                let fit = logistic(&y, &x)?;
+                let profile = logistic_profile(&y, &x, &fit, LEVEL);
+                Some((fit, profile))
             }),
         ),
         Model::Conditional => fits_array(
             model,
             groups.iter().map(|g| {
                 let (sets, p) = g.matched_sets();
-                conditional_logistic(&sets, p, ties)
+                let fit = conditional_logistic(&sets, p, ties)?;
+                let profile = conditional_profile(&sets, &fit, ties, LEVEL);
+                Some((fit, profile))
             }),
         ),
         Model::PerSd => float_struct(&PER_SD_FIELDS, groups.iter().map(per_sd)),
     }
 }
 
-fn per_sd(g: &Rows) -> Option<[Option<f64>; 8]> {
+fn per_sd(g: &Rows) -> Option<[Option<f64>; 10]> {
     let (y, mut x) = g.columns();
     let value = x.first_mut()?;
     let n = value.len() as f64;
@@ -325,7 +350,8 @@ fn per_sd(g: &Rows) -> Option<[Option<f64>; 8]> {
     value.iter_mut().for_each(|v| *v = (*v - mean) / sd);
     let fit = logistic(&y, &x)?;
     let (b, se) = (fit.coef[1]?, fit.se[1]?);
-    let z = normal_quantile(0.975);
+    let z = normal_quantile(0.5 + LEVEL / 2.0);
+    let (profile_lower, profile_upper) = logistic_profile(&y, &x, &fit, LEVEL)[1];
     let [ll, null, deviance, aic] = statistics(&fit);
     Some([
         Some(b.exp()),
@@ -336,10 +362,16 @@ fn per_sd(g: &Rows) -> Option<[Option<f64>; 8]> {
         null,
         deviance,
         aic,
+        profile_lower.map(f64::exp),
+        profile_upper.map(f64::exp),
     ])
 }
 
-fn fits_array(model: Model, fits: impl Iterator<Item = Option<Fit>>) -> Result<ArrayRef> {
+/// The fits' struct column: each fit with its profile-likelihood bounds per coefficient.
+fn fits_array(
+    model: Model,
+    fits: impl Iterator<Item = Option<(Fit, Vec<(Option<f64>, Option<f64>)>)>>,
+) -> Result<ArrayRef> {
     let mut lists: [ListBuilder<Float64Builder>; 5] =
         std::array::from_fn(|_| ListBuilder::new(Float64Builder::new()));
     let mut converged = BooleanBuilder::new();
@@ -349,11 +381,14 @@ fn fits_array(model: Model, fits: impl Iterator<Item = Option<Fit>>) -> Result<A
         .map(|_| Float64Builder::new())
         .collect();
     let mut tests: Vec<Vec<Option<(f64, f64)>>> = vec![Vec::new(); GLOBAL_TESTS.len()];
+    let mut profiles: [ListBuilder<Float64Builder>; 2] =
+        std::array::from_fn(|_| ListBuilder::new(Float64Builder::new()));
     let mut valid = Vec::new();
     for fit in fits {
         valid.push(fit.is_some());
-        let Some(fit) = fit else {
+        let Some((fit, profile)) = fit else {
             lists.iter_mut().for_each(|l| l.append(false));
+            profiles.iter_mut().for_each(|l| l.append(false));
             converged.append_null();
             iterations.append_null();
             stats.iter_mut().for_each(Float64Builder::append_null);
@@ -379,6 +414,13 @@ fn fits_array(model: Model, fits: impl Iterator<Item = Option<Fit>>) -> Result<A
                 list.values().append_option(v);
             }
             list.append(true);
+        }
+        for (builder, side) in profiles.iter_mut().zip([0, 1]) {
+            for bounds in &profile {
+                let bound = if side == 0 { bounds.0 } else { bounds.1 };
+                builder.values().append_option(bound.map(f64::exp));
+            }
+            builder.append(true);
         }
         converged.append_value(fit.converged);
         iterations.append_value(fit.iterations as i64);
@@ -406,6 +448,11 @@ fn fits_array(model: Model, fits: impl Iterator<Item = Option<Fit>>) -> Result<A
             )?);
         }
     }
+    arrays.extend(
+        profiles
+            .iter_mut()
+            .map(|l| Arc::new(l.finish()) as ArrayRef),
+    );
     Ok(Arc::new(StructArray::try_new(
         fit_fields(model),
         arrays,

@@ -86,8 +86,10 @@ impl PairedTest {
                  two-sided, as R's wilcox.test(diff, mu = 0, correct = TRUE): zero \
                  differences are dropped, |diff| ranked with midranks for ties, statistic = \
                  V, the sum of the ranks of the positive differences (R's V; scipy reports \
-                 min(V⁺, V⁻) instead). 'exact' uses the exact null distribution of V; like R \
-                 it falls back to the normal approximation when there are ties or zeros. \
+                 min(V⁺, V⁻) instead). 'exact' uses the exact null distribution of V given \
+                 the ties and zeros (every sign pattern of the non-zero differences' \
+                 midranks equally likely), as exactRankTests::wilcox.exact; R's wilcox.test \
+                 falls back to the normal approximation there. \
                  'asymptotic': z = (V − n(n+1)/4 − ½·sign) / σ with the tie-corrected σ² = \
                  n(n+1)(2n+1)/24 − Σ(t³ − t)/48. 'auto' (default) is R's rule: exact below \
                  50 non-zero differences without ties or zeros. The exact distribution is \
@@ -98,8 +100,9 @@ impl PairedTest {
                  FALSE). zero_method 'pratt' ranks the zeros with the others (they take the \
                  smallest ranks) and then drops them: V sums the positive differences' ranks \
                  among all, and the normal approximation's mean and variance lose the zeros' \
-                 share, as scipy.stats.wilcoxon(zero_method = 'pratt'); with zeros that is \
-                 always the normal approximation. NULL when every difference is 0.",
+                 share, as scipy.stats.wilcoxon(zero_method = 'pratt'); the exact p then \
+                 flips the signs of the non-zero differences' Pratt ranks. NULL when every \
+                 difference is 0.",
                 "wilcoxon_signed_rank(diff [, method [, correct [, zero_method]]])",
                 "SELECT biomarker, wilcoxon_signed_rank(case_value - control_value)['p'] AS p\nFROM matched_pairs GROUP BY biomarker;",
             )

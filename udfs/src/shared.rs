@@ -175,9 +175,9 @@ impl SharedTwoGroup {
                         };
                         match (statistic, &summaries) {
                             (RankStatistic::Ks, _) => crate::ranks::ks_array(options, &values)?,
-                            (_, Some(summaries)) => {
-                                crate::ranks::evaluate_summaries(statistic, options, summaries)?
-                            }
+                            (_, Some(summaries)) => crate::ranks::evaluate_summaries(
+                                statistic, options, summaries, &values,
+                            )?,
                             (_, None) => evaluate_groups(statistic, options, &mut values)?,
                         }
                     }
@@ -474,6 +474,10 @@ fn two_group_candidate(call: &AggregateFunction) -> Option<(Item, Expr, Expr)> {
     let inner: &dyn Any = call.func.inner().as_ref();
     let item = if let Some(rank) = inner.downcast_ref::<RankUdaf>() {
         let statistic = rank.statistic();
+        if statistic == RankStatistic::Bootstrap {
+            // Its replicates and seed are not part of the shared item.
+            return None;
+        }
         let mut method = PValueMethod::Auto;
         let mut level = 0.95f64;
         let correct = match (statistic, args.get(3)) {

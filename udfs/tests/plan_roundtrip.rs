@@ -66,6 +66,9 @@ const CALLS: &[(&str, bool)] = &[
     ("odds_ratio_per_sd(v, c, w)", false),
     ("conditional_logistic(c, m, v)", false),
     ("conditional_logistic(c, m, v, w, 'breslow')", false),
+    ("cmh_exact(e, c, s, 0.9)", false),
+    ("auc_ci_bootstrap(v, c, 0.9, 50, 3)", false),
+    ("wilcoxon_signed_rank(v - w, 'exact', true, 'pratt')", false),
 ];
 
 /// 40 groups of 150 rows: values with ties, a second marker, exposure, strata, matched sets.

@@ -115,7 +115,9 @@ fn cells(t: &Value, stratum: i64) -> Vec<(bool, bool, i64, u64)> {
 }
 
 async fn query(groups: &[Vec<(bool, bool, i64, u64)>], calls: &str, grouped: bool) -> RecordBatch {
-    let stratified = calls.contains("cmh_test") || calls.contains("breslow_day");
+    let stratified = ["cmh_test", "cmh_exact", "breslow_day"]
+        .iter()
+        .any(|f| calls.contains(f));
     let (partitions, batch) = if grouped { (4, 13) } else { (1, 8192) };
     let ctx = SessionContext::new_with_config(
         SessionConfig::new()
@@ -359,6 +361,62 @@ async fn mcnemar_matches_r() {
                         &format!("{what}.{f}"),
                     );
                 }
+            }
+        }
+    }
+}
+
+/// cmh_exact against exact integer convolutions and mpmath roots (`cmh_exact.py`, which
+/// checks R's mantelhaen.test(exact = TRUE) to its uniroot tolerance): p 1e-12 relative,
+/// estimate and interval 1e-9 (they are solved to double precision; the reference's roots
+/// are exact to 50 digits).
+#[tokio::test]
+async fn cmh_exact_matches_the_exact_reference() {
+    let reference = common::reference("cmh_exact.json");
+    let cases = reference["cases"].as_array().unwrap();
+    let groups: Vec<_> = cases
+        .iter()
+        .map(|c| {
+            c["strata"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .flat_map(|(k, t)| cells(t, k as i64))
+                .collect()
+        })
+        .collect();
+    for grouped in [false, true] {
+        // Every case at its own level: one call per distinct level.
+        let calls = "cmh_exact(x, y, stratum) AS l95, cmh_exact(x, y, stratum, 0.9) AS l90";
+        let all = query(&groups, calls, grouped).await;
+        for (row, c) in cases.iter().enumerate() {
+            let name = c["name"].as_str().unwrap();
+            let column = if c["level"].as_f64() == Some(0.9) {
+                "l90"
+            } else {
+                "l95"
+            };
+            let got = all.column_by_name(column).unwrap();
+            let expected = &c["expected"];
+            let what = format!("cmh_exact [{name}] (grouped={grouped})");
+            if expected.is_null() {
+                assert!(got.is_null(row), "{what}: expected NULL");
+                continue;
+            }
+            close(
+                field(got, row, "p"),
+                &expected["p"],
+                1e-12,
+                &format!("{what}.p"),
+            );
+            for f in ["odds_ratio", "lower", "upper"] {
+                close(
+                    field(got, row, f),
+                    &expected[f],
+                    1e-9,
+                    &format!("{what}.{f}"),
+                );
             }
         }
     }

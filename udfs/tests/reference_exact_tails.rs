@@ -125,9 +125,11 @@ async fn mann_whitney_exact_tails() {
     let ctx = session();
     let mut rows = Vec::new();
     for (id, c) in cases.iter().enumerate() {
-        if let Some(labels) = c["labels"].as_str() {
-            rows.extend(labelled_rows(id as i64, labels, None));
-        }
+        rows.extend(labelled_rows(
+            id as i64,
+            c["labels"].as_str().unwrap(),
+            None,
+        ));
     }
     register(&ctx, &rows);
     let all = collect(
@@ -142,23 +144,10 @@ async fn mann_whitney_exact_tails() {
         let name = c["name"].as_str().unwrap();
         let expected_u = c["u"].as_f64().unwrap();
         let expected_p = c["p"].as_f64().unwrap();
-        let (column, row) = if let Some(sql) = c["sql"].as_str() {
-            // The issue's own query; scipy's value is recorded beside the exact one.
-            let one = collect(&ctx, sql).await;
-            let scipy = c["scipy"].as_f64().unwrap();
-            let p = field(one.column_by_name("r").unwrap(), 0, "p").unwrap();
-            assert!(
-                (p / scipy - 1.0).abs() < 1e-12,
-                "{name}: {p:e} vs scipy {scipy:e}"
-            );
-            (one.column_by_name("r").unwrap().clone(), 0)
-        } else {
-            let row = (0..ids.len()).find(|&i| ids.value(i) == id as i64).unwrap();
-            (r.clone(), row)
-        };
-        assert_eq!(field(&column, row, "u"), Some(expected_u), "{name}: u");
+        let row = (0..ids.len()).find(|&i| ids.value(i) == id as i64).unwrap();
+        assert_eq!(field(r, row, "u"), Some(expected_u), "{name}: u");
         check_p(
-            field(&column, row, "p"),
+            field(r, row, "p"),
             expected_p,
             &format!("mann_whitney [{name}]"),
         );
@@ -281,5 +270,112 @@ async fn fisher_exact_tails() {
             c["p"].as_f64().unwrap(),
             &format!("fisher_exact [{name}]"),
         );
+    }
+}
+
+/// Rows of a case given as decimal strings: cases (flag true) then controls.
+fn sample_rows(id: i64, c: &Value) -> Vec<(i64, f64, bool)> {
+    let mut rows = Vec::new();
+    for (key, flag) in [("cases", true), ("controls", false)] {
+        for v in c[key].as_array().unwrap() {
+            rows.push((id, common::decode(v).unwrap(), flag));
+        }
+    }
+    rows
+}
+
+/// mann_whitney 'exact' with ties: the exact distribution given the midranks, against exact
+/// integer counts (`exact_ties.py`, cross-checked there with exactRankTests::wilcox.exact),
+/// 1e-12 relative; NULL beyond 10,000 pairs, where the issue-12 example now falls.
+#[tokio::test]
+async fn mann_whitney_exact_with_ties() {
+    let reference = common::reference("exact_ties.json");
+    let cases = section(&reference, "mann_whitney");
+    let ctx = session();
+    let mut rows = Vec::new();
+    for (id, c) in cases.iter().enumerate() {
+        if c["sql"].is_null() {
+            rows.extend(sample_rows(id as i64, c));
+        }
+    }
+    register(&ctx, &rows);
+    let all = collect(
+        &ctx,
+        "SELECT case_id, mann_whitney(value, flag, 'exact') AS r, \
+         mann_whitney(value, flag) AS auto FROM t GROUP BY case_id",
+    )
+    .await;
+    let ids = all.column(0).as_primitive::<Int64Type>();
+    for (id, c) in cases.iter().enumerate() {
+        let name = c["name"].as_str().unwrap();
+        let (column, row) = match c["sql"].as_str() {
+            Some(sql) => (
+                collect(&ctx, sql)
+                    .await
+                    .column_by_name("r")
+                    .unwrap()
+                    .clone(),
+                0,
+            ),
+            None => {
+                let row = (0..ids.len()).find(|&i| ids.value(i) == id as i64).unwrap();
+                // 'auto' stays scipy's rule: the normal approximation with ties.
+                let auto = all.column_by_name("auto").unwrap();
+                if c["p"].as_f64().is_some_and(|p| p < 1.0) {
+                    assert_ne!(field(auto, row, "p"), c["p"].as_f64(), "{name}: auto");
+                }
+                (all.column_by_name("r").unwrap().clone(), row)
+            }
+        };
+        assert_eq!(field(&column, row, "u"), c["u"].as_f64(), "{name}: u");
+        match c["p"].as_f64() {
+            Some(p) => check_p(field(&column, row, "p"), p, &format!("[{name}]")),
+            None => assert_eq!(field(&column, row, "p"), None, "{name}: beyond the limit"),
+        }
+    }
+}
+
+/// wilcoxon_signed_rank 'exact' with ties and zeros, zeros dropped ('wilcox', as
+/// exactRankTests) or ranked then dropped ('pratt'): exact integer counts, 1e-12 relative.
+#[tokio::test]
+async fn wilcoxon_signed_rank_exact_with_ties_and_zeros() {
+    let reference = common::reference("exact_ties.json");
+    let cases = section(&reference, "signed_rank");
+    let ctx = session();
+    let mut rows = Vec::new();
+    for (id, c) in cases.iter().enumerate() {
+        for v in c["diffs"].as_array().unwrap() {
+            rows.push((id as i64, common::decode(v).unwrap(), true));
+        }
+    }
+    register(&ctx, &rows);
+    let all = collect(
+        &ctx,
+        "SELECT case_id, wilcoxon_signed_rank(value, 'exact') AS wilcox, \
+         wilcoxon_signed_rank(value, 'exact', true, 'pratt') AS pratt \
+         FROM t GROUP BY case_id ORDER BY case_id",
+    )
+    .await;
+    assert_eq!(all.num_rows(), cases.len());
+    for (row, c) in cases.iter().enumerate() {
+        let name = c["name"].as_str().unwrap();
+        for key in ["wilcox", "pratt"] {
+            let column = all.column_by_name(key).unwrap();
+            let e = &c[key];
+            if e.is_null() {
+                assert!(column.is_null(row), "{name} {key}: expected NULL");
+                continue;
+            }
+            assert_eq!(
+                field(column, row, "statistic"),
+                e["statistic"].as_f64(),
+                "{name} {key}: V"
+            );
+            check_p(
+                field(column, row, "p"),
+                e["p"].as_f64().unwrap(),
+                &format!("[{name}] {key}"),
+            );
+        }
     }
 }

@@ -146,6 +146,8 @@ async fn check(partitions: usize, batch: usize, grouped: bool) {
                 "null_log_likelihood",
                 "deviance",
                 "aic",
+                "or_profile_lower",
+                "or_profile_upper",
             ] {
                 let s = r.as_struct();
                 let v = s.column_by_name(f).unwrap().as_primitive::<Float64Type>();
@@ -220,6 +222,16 @@ async fn check(partitions: usize, batch: usize, grouped: bool) {
                         &what(&format!("{test}.{f}")),
                     );
                 }
+            }
+        }
+        // Profile-likelihood intervals: the exact roots (R's refits at ε = 1e-14 and uniroot;
+        // MASS's confint() interpolates them).
+        for f in ["or_profile_lower", "or_profile_upper"] {
+            let got = list(&r, f);
+            let want = e[f].as_array().unwrap();
+            assert_eq!(got.len(), want.len(), "{}", what(f));
+            for (i, (a, x)) in got.iter().zip(want).enumerate() {
+                close(*a, x, &what(&format!("{f}[{i}]")));
             }
         }
         for (i, (a, x)) in list(&r, "odds_ratio").iter().zip(expected).enumerate() {

@@ -11,7 +11,7 @@
 //! 5. A. Albert, J. A. Anderson (1984), "On the existence of maximum likelihood estimates in
 //!    logistic regression models", Biometrika 71(1) (see [`super::separation`]).
 
-use super::distributions::normal_sf;
+use super::distributions::{normal_quantile, normal_sf};
 use super::separation::separated;
 
 /// A fitted model: per coefficient the estimate and its standard error (None for a column
@@ -619,6 +619,263 @@ pub fn conditional_logistic(sets: &[MatchedSet], p_all: usize, ties: Ties) -> Op
         beta.iter_mut().zip(&step).for_each(|(b, s)| *b += s);
     }
     failed(CLOGIT_MAX_ITERATIONS)
+}
+
+/// A log-likelihood with its score and information (p × p, row-major) at β.
+type Terms<'a> = dyn Fn(&[f64]) -> (f64, Vec<f64>, Vec<f64>) + 'a;
+
+/// The most Newton iterations of a profile fit, and of the root search on one bound.
+const PROFILE_MAX_ITERATIONS: usize = 100;
+
+/// Maximises the log-likelihood over the coefficients other than `fixed` (all when None),
+/// from `beta` (updated in place): Newton-Raphson with step halving, to full precision.
+/// Returns (ℓ, U) at the maximum, or None when the information is singular or ℓ is not
+/// finite.
+fn maximise(terms: &Terms, beta: &mut [f64], fixed: Option<usize>) -> Option<(f64, Vec<f64>)> {
+    let free: Vec<usize> = (0..beta.len()).filter(|&i| Some(i) != fixed).collect();
+    let (mut loglik, mut score, mut info) = terms(beta);
+    if !loglik.is_finite() {
+        return None;
+    }
+    for _ in 0..PROFILE_MAX_ITERATIONS {
+        if free.is_empty() {
+            break;
+        }
+        let q = free.len();
+        let sub: Vec<f64> = free
+            .iter()
+            .flat_map(|&i| free.iter().map(move |&j| (i, j)))
+            .map(|(i, j)| info[i * beta.len() + j])
+            .collect();
+        let l = cholesky(&sub, q)?;
+        let rhs: Vec<f64> = free.iter().map(|&i| score[i]).collect();
+        let step = cholesky_solve(&l, &rhs);
+        let old: Vec<f64> = beta.to_vec();
+        let mut scale = 1.0;
+        let mut accepted = false;
+        for _ in 0..60 {
+            for (k, &i) in free.iter().enumerate() {
+                beta[i] = old[i] + scale * step[k];
+            }
+            let t = terms(beta);
+            if t.0.is_finite() && t.0 >= loglik - 1e-12 * loglik.abs().max(1.0) {
+                (loglik, score, info) = t;
+                accepted = true;
+                break;
+            }
+            scale /= 2.0;
+        }
+        if !accepted {
+            beta.copy_from_slice(&old);
+            break;
+        }
+        let small = free
+            .iter()
+            .enumerate()
+            .all(|(k, &i)| (scale * step[k]).abs() <= 1e-13 * (1.0 + old[i].abs()));
+        if small {
+            break;
+        }
+    }
+    Some((loglik, score))
+}
+
+/// Profile-likelihood intervals at `level` for each coefficient of `beta_hat` (the exact
+/// roots that MASS's `confint()` on a glm interpolates): the values b of coefficient j with
+/// 2 (ℓ(β̂) − max over the others of ℓ(β with βⱼ = b)) = χ²₁(level). The maximum ℓ(β̂) is
+/// refined to full precision first; each bound is found by Newton's method on b, whose slope
+/// is the profile's score Uⱼ (the other coefficients are at their maximum), kept inside a
+/// bracket grown outwards from the Wald bound. A bound is None when the profile never rises
+/// that far (the likelihood levels off: quasi-separation on that side).
+fn profile_intervals(
+    terms: &Terms,
+    beta_hat: &[f64],
+    se: &[f64],
+    level: f64,
+) -> Vec<(Option<f64>, Option<f64>)> {
+    let mut top = beta_hat.to_vec();
+    let Some((best, _)) = maximise(terms, &mut top, None) else {
+        return vec![(None, None); beta_hat.len()];
+    };
+    let q = normal_quantile(0.5 + level / 2.0);
+    let target = q * q;
+    // The covariance at the maximum: moving βⱼ by δ moves the others' maximum by about
+    // δ · Σ₋ⱼⱼ / Σⱼⱼ (the profile trace's tangent), the start of each profile fit. Without
+    // it a step of a few standard errors in one of two nearly collinear coefficients puts
+    // every fitted probability at 0 or 1.
+    let p = top.len();
+    let covariance: Vec<Vec<f64>> = match cholesky(&terms(&top).2, p) {
+        Some(l) => (0..p)
+            .map(|j| {
+                let mut e = vec![0.0; p];
+                e[j] = 1.0;
+                cholesky_solve(&l, &e)
+            })
+            .collect(),
+        None => return vec![(None, None); p],
+    };
+    (0..p)
+        .map(|j| {
+            let direction: Vec<f64> = covariance[j].iter().map(|c| c / covariance[j][j]).collect();
+            let bound = |side: f64| -> Option<f64> {
+                // g(b) = 2 (ℓ̂ − ℓₚ(b)) − q², increasing in side · (b − β̂ⱼ), with
+                // g'(b) = −2 Uⱼ(b).
+                let mut start = top.clone();
+                let mut g = |b: f64| -> Option<(f64, f64)> {
+                    let shift = b - start[j];
+                    start
+                        .iter_mut()
+                        .zip(&direction)
+                        .for_each(|(s, d)| *s += shift * d);
+                    start[j] = b;
+                    let (l, u) = maximise(terms, &mut start, Some(j))?;
+                    Some((2.0 * (best - l) - target, -2.0 * u[j]))
+                };
+                let centre = top[j];
+                let width = (q * se[j]).max(1e-8 * (1.0 + centre.abs()));
+                let mut inner = centre;
+                let mut outer = centre + side * width;
+                let mut at_outer = g(outer)?;
+                let mut grown = 0;
+                while at_outer.0 < 0.0 {
+                    grown += 1;
+                    if grown > 40 {
+                        return None;
+                    }
+                    inner = outer;
+                    outer = centre + side * width * 2f64.powi(grown);
+                    at_outer = g(outer)?;
+                }
+                let (mut b, mut value) = (outer, at_outer);
+                for _ in 0..PROFILE_MAX_ITERATIONS {
+                    if value.0 == 0.0 {
+                        break;
+                    }
+                    if value.0 > 0.0 {
+                        outer = b;
+                    } else {
+                        inner = b;
+                    }
+                    let newton = b - value.0 / value.1;
+                    let between = (newton - inner) * (newton - outer) < 0.0;
+                    let next = if value.1 != 0.0 && between {
+                        newton
+                    } else {
+                        0.5 * (inner + outer)
+                    };
+                    if (next - b).abs() <= 4.0 * f64::EPSILON * b.abs().max(1.0) {
+                        b = next;
+                        break;
+                    }
+                    b = next;
+                    value = g(b)?;
+                }
+                Some(b)
+            };
+            (bound(-1.0), bound(1.0))
+        })
+        .collect()
+}
+
+/// ℓ, U and I of the binomial log-likelihood of `y` on the design columns at β (no clamps:
+/// ℓ = Σ y η − log(1 + e^η) evaluated stably).
+fn binomial_terms(y: &[bool], columns: &[&[f64]], beta: &[f64]) -> (f64, Vec<f64>, Vec<f64>) {
+    let p = columns.len();
+    let (mut loglik, mut score, mut info) = (0.0, vec![0.0; p], vec![0.0; p * p]);
+    for (i, &yi) in y.iter().enumerate() {
+        let eta: f64 = (0..p).map(|j| columns[j][i] * beta[j]).sum();
+        let softplus = eta.max(0.0) + (-eta.abs()).exp().ln_1p();
+        loglik += if yi { eta } else { 0.0 } - softplus;
+        let mu = if eta >= 0.0 {
+            1.0 / (1.0 + (-eta).exp())
+        } else {
+            let e = eta.exp();
+            e / (1.0 + e)
+        };
+        let w = mu * (1.0 - mu);
+        let r = f64::from(u8::from(yi)) - mu;
+        for a in 0..p {
+            score[a] += columns[a][i] * r;
+            for b in 0..=a {
+                info[a * p + b] += w * columns[a][i] * columns[b][i];
+            }
+        }
+    }
+    for a in 0..p {
+        for b in 0..a {
+            info[b * p + a] = info[a * p + b];
+        }
+    }
+    (loglik, score, info)
+}
+
+/// Profile-likelihood intervals (log odds ratios) at `level` of a [`logistic`] fit of the
+/// same data, per coefficient (intercept first); (None, None) for aliased columns and when
+/// the fit has no estimate. As MASS's `confint()` on the glm, with exact roots.
+pub fn logistic_profile(
+    y: &[bool],
+    x: &[Vec<f64>],
+    fit: &Fit,
+    level: f64,
+) -> Vec<(Option<f64>, Option<f64>)> {
+    let ones = vec![1.0; y.len()];
+    let all: Vec<&[f64]> = std::iter::once(ones.as_slice())
+        .chain(x.iter().map(Vec::as_slice))
+        .collect();
+    let kept: Vec<usize> = (0..all.len()).filter(|&j| fit.coef[j].is_some()).collect();
+    let mut out = vec![(None, None); all.len()];
+    if !fit.converged || kept.is_empty() {
+        return out;
+    }
+    let columns: Vec<&[f64]> = kept.iter().map(|&j| all[j]).collect();
+    let beta: Vec<f64> = kept.iter().filter_map(|&j| fit.coef[j]).collect();
+    let se: Vec<f64> = kept.iter().map(|&j| fit.se[j].unwrap_or(1.0)).collect();
+    let terms = |b: &[f64]| binomial_terms(y, &columns, b);
+    for (k, bounds) in profile_intervals(&terms, &beta, &se, level)
+        .into_iter()
+        .enumerate()
+    {
+        out[kept[k]] = bounds;
+    }
+    out
+}
+
+/// Profile-likelihood intervals (log odds ratios) at `level` of a [`conditional_logistic`]
+/// fit of the same sets, per coefficient; (None, None) for aliased columns and without an
+/// estimate.
+pub fn conditional_profile(
+    sets: &[MatchedSet],
+    fit: &Fit,
+    ties: Ties,
+    level: f64,
+) -> Vec<(Option<f64>, Option<f64>)> {
+    let p_all = fit.coef.len();
+    let kept: Vec<usize> = (0..p_all).filter(|&j| fit.coef[j].is_some()).collect();
+    let mut out = vec![(None, None); p_all];
+    if !fit.converged || kept.is_empty() {
+        return out;
+    }
+    let reduced: Vec<MatchedSet> = sets
+        .iter()
+        .filter(|s| s.case.iter().any(|&c| c) && s.case.iter().any(|&c| !c))
+        .map(|s| MatchedSet {
+            x: s.x
+                .iter()
+                .map(|row| kept.iter().map(|&j| row[j]).collect())
+                .collect(),
+            case: s.case.clone(),
+        })
+        .collect();
+    let beta: Vec<f64> = kept.iter().filter_map(|&j| fit.coef[j]).collect();
+    let se: Vec<f64> = kept.iter().map(|&j| fit.se[j].unwrap_or(1.0)).collect();
+    let terms = |b: &[f64]| ties.terms(&reduced, b);
+    for (k, bounds) in profile_intervals(&terms, &beta, &se, level)
+        .into_iter()
+        .enumerate()
+    {
+        out[kept[k]] = bounds;
+    }
+    out
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! Pure numeric kernels: no Arrow, no DataFusion. The SQL functions wrap these.
 
 pub mod adjust;
+pub mod bootstrap;
 pub mod contingency;
 pub mod distributions;
 pub mod double_double;
 pub mod ks;
 pub mod logistic;
 pub mod moments;
+pub mod permutation;
 pub mod power;
 pub mod ranks;
 pub mod reclassification;

@@ -9,6 +9,7 @@
 //!    (Andrews, *The Theory of Partitions*, Gaussian binomial coefficients).
 
 use super::distributions::{ln_normal_two_sided_p, normal_sf};
+use super::permutation;
 use super::tally::Tally;
 use super::wide;
 
@@ -166,7 +167,7 @@ impl RankSums {
     }
 
     /// The exact two-sided p-value: 2 · P(U ≥ max(U₁, U₀)) under H₀, capped at 1 (scipy's
-    /// convention). Valid without ties only; None when a group is empty or n₁·n₀ exceeds
+    /// convention). Valid without ties only (see [`exact_p_given_ties`]); None when a group is empty or n₁·n₀ exceeds
     /// [`EXACT_MAX_CELLS`] (where scipy's exact method returns NaN too). By symmetry the tail
     /// is the lower one, P(U ≤ n₁n₀ − max(U₁, U₀)), counted exactly ([`exact_lower_tail`]).
     pub fn exact_p(&self) -> Option<f64> {
@@ -254,6 +255,26 @@ pub fn exact_lower_tail(m: usize, n: usize, k: usize) -> f64 {
     }
     binomial.push(0);
     wide::ratio(&tail, &binomial)
+}
+
+/// The largest n₁·n₀ for which the exact distribution given ties is computed: its cost is
+/// N · min(n₁, n₀) · 2n₁n₀ additions at most (4·10⁸ at 100 × 100, under a second).
+pub const EXACT_TIES_MAX_CELLS: usize = 10_000;
+
+/// The exact two-sided p given the tied midranks (`exactRankTests::wilcox.exact`):
+/// P(|R₁ − E| ≥ |r₁ − E|) over every choice of the cases among the pooled values, R₁ the
+/// cases' midrank sum and E = n₁(N + 1)/2 ([`permutation::rank_sum_two_sided`]). None when
+/// a group is empty or n₁·n₀ exceeds [`EXACT_TIES_MAX_CELLS`].
+pub fn exact_p_given_ties(case: &Tally, control: &Tally) -> Option<f64> {
+    let (n1, n0) = (case.len() as usize, control.len() as usize);
+    if n1 == 0 || n0 == 0 || n1.saturating_mul(n0) > EXACT_TIES_MAX_CELLS {
+        return None;
+    }
+    let mut runs = Vec::new();
+    merged_runs(case, control, |_, a, b| runs.push((a, b)));
+    Some(permutation::rank_sum_two_sided(
+        &permutation::doubled_midranks(runs),
+    ))
 }
 
 /// scipy's `method='auto'`: exact when a group has at most 8 values and there are no ties.

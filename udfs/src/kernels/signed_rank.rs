@@ -7,6 +7,7 @@
 
 use super::PValueMethod;
 use super::distributions::normal_sf;
+use super::permutation::signed_rank_two_sided;
 
 /// The test's result.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,10 +49,12 @@ impl ZeroMethod {
 }
 
 /// The signed-rank test of `diffs` (finite values; reordered in place). `Auto` is R's rule:
-/// exact below 50 non-zero differences without ties or zeros; `Exact` falls back to the
-/// normal approximation with ties or zeros, as R does. The normal approximation has R's
-/// continuity correction of ½ when `correct`. Zeros are handled by `zeros`. None when no
-/// difference is non-zero.
+/// exact below 50 non-zero differences without ties or zeros; `Exact` is the exact
+/// distribution given the ties and zeros (every sign pattern of the non-zero differences'
+/// midranks equally likely, `exactRankTests::wilcox.exact`; R's `wilcox.test` falls back to
+/// the normal approximation there). The normal approximation has R's continuity correction
+/// of ½ when `correct`. Zeros are handled by `zero_method`. None when no difference is
+/// non-zero.
 pub fn signed_rank(
     diffs: &mut Vec<f64>,
     method: PValueMethod,
@@ -72,8 +75,11 @@ pub fn signed_rank(
         ZeroMethod::Pratt => zero_count as f64,
     };
     diffs.sort_unstable_by(|a, b| a.abs().total_cmp(&b.abs()));
-    // Midranks of |diff| by tie group; V sums the positive ones.
+    // Midranks of |diff| by tie group; V sums the positive ones. The doubled midranks are
+    // integers, kept for the exact distribution given ties.
     let (mut statistic, mut tie_term, mut ties) = (0.0, 0.0, false);
+    let mut doubled = Vec::with_capacity(n);
+    let mut doubled_statistic = 0u64;
     let mut start = 0;
     while start < n {
         let mut end = start + 1;
@@ -84,6 +90,9 @@ pub fn signed_rank(
         let midrank = offset + (start + end + 1) as f64 / 2.0;
         let positives = diffs[start..end].iter().filter(|&&d| d > 0.0).count();
         statistic += midrank * positives as f64;
+        let score = 2 * offset as u64 + (start + end + 1) as u64;
+        doubled.extend(std::iter::repeat_n(score, end - start));
+        doubled_statistic += score * positives as u64;
         if end - start > 1 {
             ties = true;
             tie_term += t * t * t - t;
@@ -92,11 +101,19 @@ pub fn signed_rank(
     }
     let exact = match method {
         PValueMethod::Asymptotic => false,
-        PValueMethod::Exact => !ties && !zeros,
+        PValueMethod::Exact => true,
         PValueMethod::Auto => n < EXACT_BELOW && !ties && !zeros,
     };
     let p = if exact {
-        (n <= EXACT_MAX).then(|| exact_p(statistic, n))
+        // Ranks 1..n unless tied or shifted by Pratt's zeros.
+        let plain = !ties && offset == 0.0;
+        (n <= EXACT_MAX).then(|| {
+            if plain {
+                exact_p(statistic, n)
+            } else {
+                signed_rank_two_sided(&doubled, doubled_statistic)
+            }
+        })
     } else {
         // With Pratt's method n counts the zeros and their share (z₀ ranks) comes off.
         let nf = n as f64 + offset;
